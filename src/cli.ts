@@ -1,0 +1,138 @@
+/**
+ * `zproxy start | validate | --help | --version` (SPEC §2).
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { ConfigError, loadConfig } from './config/validate';
+import { defaultConfigPath, readConfigFile } from './config/load';
+import { Server } from './server/server';
+
+const USAGE = `Usage:
+  zproxy start [--config FILE] [--port N] [--threads N]
+      Start the proxy. Without --config, the embedded default config/zproxy.json
+      (a welcome response on / and the admin API on 127.0.0.1:9901).
+      SIGTERM/SIGINT drain and exit 0; a second signal exits at once (1);
+      SIGHUP reloads routes and middleware from the config file.
+  zproxy validate FILE
+      Exit 0 if FILE is a valid config; otherwise print one line per problem
+      (naming its JSON path) and exit 1.
+  zproxy --help | --version
+
+Environment:
+  ZPROXY_NO_NATIVE=1     run the pure TypeScript fallback instead of the addon
+  ZPROXY_LOG_LEVEL=L     override log_level (trace, debug, info, warn, error, silent)
+`;
+
+interface StartFlags {
+  config?: string;
+  port?: number;
+  threads?: number;
+}
+
+function parseStartFlags(args: string[]): StartFlags {
+  const flags: StartFlags = {};
+  for (let i = 0; i < args.length; i++) {
+    const flag = args[i];
+    const value = args[i + 1];
+    if (value === undefined) throw new UsageError(`${flag} needs a value`);
+    i++;
+    if (flag === '--config') flags.config = value;
+    else if (flag === '--port') flags.port = parseInteger(flag, value);
+    else if (flag === '--threads') flags.threads = parseInteger(flag, value);
+    else throw new UsageError(`unknown option ${flag}`);
+  }
+  return flags;
+}
+
+function parseInteger(flag: string, value: string): number {
+  if (!/^\d+$/.test(value)) throw new UsageError(`${flag} expects an integer, got ${JSON.stringify(value)}`);
+  return Number(value);
+}
+
+class UsageError extends Error {}
+
+/** Reads the config file with the command-line overrides applied, validated. */
+function configFor(flags: StartFlags) {
+  const file = flags.config ?? defaultConfigPath();
+  const config = readConfigFile(file);
+  if (flags.port === undefined && flags.threads === undefined) return { file, config };
+  return {
+    file,
+    config: loadConfig({
+      ...config,
+      ...(flags.port !== undefined && { port: flags.port }),
+      ...(flags.threads !== undefined && { thread_count: flags.threads }),
+    }),
+  };
+}
+
+async function start(flags: StartFlags): Promise<void> {
+  const { file, config } = configFor(flags);
+  const server = Server.init(config);
+  let signals = 0;
+  const onStopSignal = (signal: NodeJS.Signals) => {
+    if (++signals > 1) {
+      server.log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    server.log.info({ signal }, 'stopping');
+    void server.stop().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', onStopSignal);
+  process.on('SIGINT', onStopSignal);
+  process.on('SIGHUP', () => {
+    try {
+      void server.reload(configFor(flags).config);
+    } catch (err) {
+      const errors = err instanceof ConfigError ? err.errors : [String(err)];
+      server.log.error({ file, errors }, 'reload rejected: the running config is kept');
+    }
+  });
+  await server.start();
+}
+
+function validate(file: string | undefined): number {
+  if (!file) throw new UsageError('validate needs a FILE');
+  try {
+    readConfigFile(file);
+    process.stdout.write(`${file}: valid\n`);
+    return 0;
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    for (const line of err.errors) process.stderr.write(`${line}\n`);
+    return 1;
+  }
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  try {
+    if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+      process.stdout.write(USAGE);
+    } else if (command === '--version' || command === '-v') {
+      process.stdout.write(`${version()}\n`);
+    } else if (command === 'validate') {
+      process.exitCode = validate(rest[0]);
+    } else if (command === 'start') {
+      await start(parseStartFlags(rest));
+    } else {
+      throw new UsageError(`unknown command ${command}`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`zproxy: ${err.message}\n\n${USAGE}`);
+      process.exitCode = 2;
+    } else if (err instanceof ConfigError) {
+      for (const line of err.errors) process.stderr.write(`${line}\n`);
+      process.exitCode = 1;
+    } else {
+      process.stderr.write(`zproxy: ${(err as Error).message ?? err}\n`);
+      process.exitCode = 1;
+    }
+  }
+}

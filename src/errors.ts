@@ -1,0 +1,67 @@
+/**
+ * Every error zproxy reports, one class per code (`ZP_ERR_*`), in this one
+ * file. Each says which side failed and whether the request may be retried
+ * on another target; retry logic reads those fields, never messages.
+ * The client sees `{"error", "status", "request_id"}` (SPEC §6).
+ */
+
+export type FailedSide = 'downstream' | 'upstream' | 'internal';
+
+export abstract class ZproxyError extends Error {
+  abstract readonly code: string;
+  /** The HTTP status the client receives. */
+  abstract readonly status: number;
+  abstract readonly side: FailedSide;
+  /** May the request be sent to another target? */
+  abstract readonly retryable: boolean;
+}
+
+interface ErrorSpec {
+  status: number;
+  side: FailedSide;
+  retryable: boolean;
+  message: string;
+}
+
+function defineError(code: string, spec: ErrorSpec) {
+  return class extends ZproxyError {
+    readonly code = code;
+    readonly status = spec.status;
+    readonly side = spec.side;
+    readonly retryable = spec.retryable;
+    constructor(detail?: string) {
+      super(detail ? `${spec.message}: ${detail}` : spec.message);
+      this.name = code;
+    }
+  };
+}
+
+/** The registry, also read by the test that checks every code is documented. */
+export const errorSpecs = {
+  ZP_ERR_BAD_REQUEST: { status: 400, side: 'downstream', retryable: false, message: 'bad request' },
+  ZP_ERR_BAD_PATH: { status: 400, side: 'downstream', retryable: false, message: 'bad request path' },
+  ZP_ERR_NOT_FOUND: { status: 404, side: 'downstream', retryable: false, message: 'no route' },
+  ZP_ERR_METHOD_NOT_ALLOWED: { status: 405, side: 'downstream', retryable: false, message: 'method not allowed' },
+  ZP_ERR_REQUEST_TIMEOUT: { status: 408, side: 'downstream', retryable: false, message: 'request head not received in time' },
+  ZP_ERR_BODY_TOO_LARGE: { status: 413, side: 'downstream', retryable: false, message: 'request body too large' },
+  ZP_ERR_HEADERS_TOO_LARGE: { status: 431, side: 'downstream', retryable: false, message: 'request header fields too large' },
+  ZP_ERR_INTERNAL: { status: 500, side: 'internal', retryable: false, message: 'internal error' },
+  ZP_ERR_DRAINING: { status: 503, side: 'internal', retryable: true, message: 'the proxy is shutting down' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof errorSpecs;
+
+export const BadRequestError = defineError('ZP_ERR_BAD_REQUEST', errorSpecs.ZP_ERR_BAD_REQUEST);
+export const BadPathError = defineError('ZP_ERR_BAD_PATH', errorSpecs.ZP_ERR_BAD_PATH);
+export const NotFoundError = defineError('ZP_ERR_NOT_FOUND', errorSpecs.ZP_ERR_NOT_FOUND);
+export const MethodNotAllowedError = defineError('ZP_ERR_METHOD_NOT_ALLOWED', errorSpecs.ZP_ERR_METHOD_NOT_ALLOWED);
+export const RequestTimeoutError = defineError('ZP_ERR_REQUEST_TIMEOUT', errorSpecs.ZP_ERR_REQUEST_TIMEOUT);
+export const BodyTooLargeError = defineError('ZP_ERR_BODY_TOO_LARGE', errorSpecs.ZP_ERR_BODY_TOO_LARGE);
+export const HeadersTooLargeError = defineError('ZP_ERR_HEADERS_TOO_LARGE', errorSpecs.ZP_ERR_HEADERS_TOO_LARGE);
+export const InternalError = defineError('ZP_ERR_INTERNAL', errorSpecs.ZP_ERR_INTERNAL);
+export const DrainingError = defineError('ZP_ERR_DRAINING', errorSpecs.ZP_ERR_DRAINING);
+
+/** The JSON body the client receives for an error. */
+export function errorBody(error: ZproxyError, requestId: string): string {
+  return JSON.stringify({ error: error.message, status: error.status, request_id: requestId });
+}

@@ -1,0 +1,212 @@
+/**
+ * A client connection on a worker: wraps the socket, detects the protocol
+ * from the first bytes, dispatches to the protocol's session, and enforces
+ * `connection_timeout_ms` on idle keep-alive connections and on request heads
+ * that arrive too slowly (slowloris).
+ */
+import net from 'node:net';
+import { detectProtocol } from '../protocol/detect';
+import { protocolHandler, type ProtocolSession } from '../protocol/registry';
+import type { WorkerContext } from '../server/worker-context';
+import type { IncomingConnection } from './acceptor';
+
+/**
+ * `detecting`: nothing parsed yet; `idle`: between requests; `head`: a request
+ * head is partly received; `active`: a request is being served.
+ */
+export type ConnectionState = 'detecting' | 'idle' | 'head' | 'active' | 'closed';
+
+export class Connection {
+  state: ConnectionState = 'detecting';
+  /** When the current idle or head period ends (ms since epoch); 0 = none. */
+  deadline: number;
+  protocol = 'unknown';
+  private session: ProtocolSession | undefined;
+  private detectBuffer: Buffer | undefined;
+
+  constructor(
+    readonly socket: net.Socket,
+    private readonly set: ConnectionSet,
+  ) {
+    this.deadline = Date.now() + set.ctx.config.connection_timeout_ms;
+  }
+
+  get remoteAddress(): string {
+    return this.socket.remoteAddress ?? '';
+  }
+
+  /** Between requests: the idle timeout runs. */
+  setIdle(): void {
+    this.state = 'idle';
+    this.deadline = Date.now() + this.set.ctx.config.connection_timeout_ms;
+  }
+
+  /** The first bytes of a request head arrived: the head timeout runs. */
+  setReadingHead(): void {
+    if (this.state === 'head') return;
+    this.state = 'head';
+    this.deadline = Date.now() + this.set.ctx.config.connection_timeout_ms;
+  }
+
+  /** A request is being served: no connection timeout (route timeouts apply). */
+  setActive(): void {
+    this.state = 'active';
+    this.deadline = 0;
+  }
+
+  close(): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.socket.destroy();
+  }
+
+  /** Bytes from the socket, before or after detection. */
+  receive(buf: Buffer, start: number, end: number): void {
+    if (this.session) return this.session.onData(buf, start, end);
+    this.detect(buf, start, end);
+  }
+
+  endOfInput(): void {
+    if (this.session) this.session.onEnd();
+    else this.close();
+  }
+
+  timedOut(): void {
+    if (this.session && this.state === 'head') this.session.onHeadTimeout();
+    else this.close();
+  }
+
+  drain(): void {
+    if (this.session) this.session.drain();
+    else this.close();
+  }
+
+  /** Classifies the first bytes (peeked by the acceptor, or read here) and opens a session. */
+  private detect(buf: Buffer, start: number, end: number): void {
+    const bytes = this.detectBuffer
+      ? Buffer.concat([this.detectBuffer, buf.subarray(start, end)])
+      : buf.subarray(start, end);
+    const kind = detectProtocol(bytes);
+    if (kind === 'incomplete') {
+      this.detectBuffer = Buffer.from(bytes);
+      return;
+    }
+    this.detectBuffer = undefined;
+    const handler = kind === 'unknown' ? undefined : protocolHandler(kind);
+    if (!handler || !handler.enabled(this.set.ctx)) {
+      this.set.ctx.log.debug({ remote: this.remoteAddress, protocol: kind }, 'protocol refused');
+      return this.close();
+    }
+    this.protocol = kind;
+    this.session = handler.open(this, this.set.ctx);
+    this.session.onData(bytes, 0, bytes.length);
+  }
+
+  /** The acceptor's peek already told the protocol: open the session before any read. */
+  openPeeked(kind: string): boolean {
+    const handler = protocolHandler(kind);
+    if (!handler || !handler.enabled(this.set.ctx)) return false;
+    this.protocol = kind;
+    this.session = handler.open(this, this.set.ctx);
+    return true;
+  }
+}
+
+/** The connections of one worker, with one sweep timer for all their deadlines. */
+export class ConnectionSet {
+  private readonly connections = new Set<Connection>();
+  private readonly sweepTimer: NodeJS.Timeout;
+  private draining = false;
+  private onEmpty: (() => void) | undefined;
+
+  constructor(
+    readonly ctx: WorkerContext,
+    private readonly release: () => void,
+  ) {
+    const interval = Math.min(1000, Math.max(10, Math.floor(ctx.config.connection_timeout_ms / 4)));
+    this.sweepTimer = setInterval(() => this.sweep(), interval);
+    this.sweepTimer.unref();
+  }
+
+  get size(): number {
+    return this.connections.size;
+  }
+
+  /** Takes a connection from the listener stage. */
+  accept(incoming: IncomingConnection): void {
+    const peekedKind = incoming.peeked ? detectProtocol(incoming.peeked) : 'incomplete';
+    if (this.draining || peekedKind === 'unknown') {
+      if (incoming.socket) incoming.socket.destroy();
+      else closeFd(incoming.fd);
+      this.release();
+      return;
+    }
+    const readsIntoPool = peekedKind === 'http1';
+    let conn: Connection | undefined;
+    const socket =
+      incoming.socket ??
+      new net.Socket({
+        fd: incoming.fd,
+        readable: true,
+        writable: true,
+        allowHalfOpen: true,
+        // HTTP/1 parses straight out of the worker's node-local read buffer.
+        ...(readsIntoPool ? { onread: { buffer: this.ctx.readBuffer, callback: (n: number, b: Buffer) => void conn!.receive(b, 0, n) } } : {}),
+      } as net.SocketConstructorOpts);
+    conn = new Connection(socket, this);
+    this.connections.add(conn);
+    const current = conn;
+    socket.on('error', (err) => this.ctx.log.debug({ err, remote: current.remoteAddress }, 'client socket error'));
+    socket.once('close', () => this.forget(current));
+    socket.on('end', () => current.endOfInput());
+    if (!readsIntoPool) socket.on('data', (chunk: Buffer) => current.receive(chunk, 0, chunk.length));
+    if (readsIntoPool && !conn.openPeeked(peekedKind)) return conn.close();
+    if (incoming.socket) socket.resume();
+  }
+
+  /** Stops taking connections, closes idle ones, lets active ones finish; calls back when none is left. */
+  drain(onEmpty: () => void): void {
+    this.draining = true;
+    this.onEmpty = onEmpty;
+    for (const conn of this.connections) conn.drain();
+    this.checkEmpty();
+  }
+
+  /** Closes every connection at once (drain timeout). */
+  closeAll(): void {
+    for (const conn of this.connections) conn.close();
+  }
+
+  stop(): void {
+    clearInterval(this.sweepTimer);
+  }
+
+  private forget(conn: Connection): void {
+    conn.state = 'closed';
+    if (this.connections.delete(conn)) this.release();
+    this.checkEmpty();
+  }
+
+  private checkEmpty(): void {
+    if (this.draining && this.connections.size === 0 && this.onEmpty) {
+      const done = this.onEmpty;
+      this.onEmpty = undefined;
+      done();
+    }
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const conn of this.connections) {
+      if (conn.deadline !== 0 && conn.deadline <= now && conn.state !== 'active') conn.timedOut();
+    }
+  }
+}
+
+function closeFd(fd: number): void {
+  try {
+    require('node:fs').closeSync(fd);
+  } catch {
+    // Already closed: nothing else owns it.
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * The boundary between TypeScript and the C++ addon (`native/`).
+ *
+ * Validate in TypeScript, trust in C++: every argument below is already a
+ * normalised scalar, array or Buffer when it crosses. Lifetimes are written
+ * next to each function. The pure TypeScript fallback (`fallback.ts`)
+ * implements the same shapes where the operating system allows it.
+ */
+
+/** A NUMA node as libnuma reports it. */
+export interface RawNumaNode {
+  id: number;
+  cpus: number[];
+  /** Total memory of the node in bytes (0 when unknown). */
+  memoryBytes: number;
+}
+
+export interface AcceptLoopOptions {
+  /** Numeric IPv4 or IPv6 address (no hostnames: resolved in TS). */
+  host: string;
+  /** 0 picks a free port; read it back with `address()`. */
+  port: number;
+  backlog: number;
+  /** Accepted connections held at once across all workers; accepting pauses at this count. */
+  maxConnections: number;
+  /** How many workers will attach (indexes 0..workers-1). */
+  workers: number;
+  /**
+   * Peek at the first bytes before the hand-off. A connection that sends
+   * nothing for this long is closed by the acceptor. 0 disables peeking.
+   */
+  peekTimeoutMs: number;
+  /** At most this many bytes are peeked (24 covers the HTTP/2 preface). */
+  peekBytes: number;
+  /** Per-worker hand-off queue bound. */
+  queueSize: number;
+}
+
+export interface AcceptLoopStats {
+  /** Connections handed to each worker and not yet released. */
+  active: number[];
+  /** Accepted, not yet handed off (peeking or queued). */
+  pending: number;
+  accepted: number;
+  /** Closed by the acceptor: peek timeout, EOF before any byte, or no worker attached. */
+  closedEarly: number;
+  /** accept() failures from EMFILE/ENFILE/ENOBUFS/ENOMEM. */
+  resourceErrors: number;
+  /** Times accepting was paused because max_connections was reached. */
+  pausedFull: number;
+}
+
+/**
+ * Called on the worker's own thread for each connection handed to it.
+ * `fd` belongs to JS from this call on: wrap it in a net.Socket (which closes
+ * it) and call `release()` once the connection has ended.
+ * `peeked` holds the first bytes already waiting on the socket (not consumed),
+ * or is undefined when peeking is off.
+ */
+export type ConnectionCallback = (fd: number, peeked: Buffer | undefined) => void;
+
+export interface RawAcceptLoop {
+  /** Process-wide id that workers pass to `attachWorker`. */
+  readonly id: number;
+  /** Starts the epoll thread. Throws if already started or stopped. */
+  start(): void;
+  /**
+   * Closes the listener, joins the thread, closes every fd accepted but not
+   * handed off, forgets all workers. Idempotent.
+   */
+  stop(): void;
+  address(): { address: string; family: 'IPv4' | 'IPv6'; port: number };
+  stats(): AcceptLoopStats;
+}
+
+export interface RawWorkerAttachment {
+  /** One handed-off connection has ended (thread-safe, cheap). */
+  release(): void;
+  /**
+   * Stops deliveries to this worker; connections still queued for it are
+   * closed by the acceptor. Also happens automatically when the worker's
+   * environment is torn down. Idempotent.
+   */
+  detach(): void;
+}
+
+export interface RawAddon {
+  /**
+   * libnuma's view of the machine, loaded with dlopen at run time.
+   * null when libnuma is missing or numa_available() < 0.
+   */
+  numaTopology(): RawNumaNode[] | null;
+
+  /** Pins the calling thread to `cpus`. Throws with errno's message on failure. */
+  setThreadAffinity(cpus: number[]): void;
+  /** The CPUs the calling thread may run on. */
+  getThreadAffinity(): number[];
+  /** sched_getcpu() of the calling thread. */
+  currentCpu(): number;
+
+  /**
+   * A Buffer of `size` bytes on NUMA node `node` (numa_alloc_onnode), or
+   * plain page-aligned memory when libnuma is unavailable. Its memory is freed
+   * by the Buffer's finalizer after GC, never earlier; do not transfer it to
+   * another thread (postMessage copies it).
+   */
+  allocOnNode(size: number, node: number): Buffer;
+  /** Counters of node-local buffers: allocated, freed (by finalizers), live bytes. */
+  nodeBufferStats(): { allocated: number; freed: number; liveBytes: number; numa: boolean };
+
+  /** Binds and listens synchronously (throws Error with `code` like EADDRINUSE). Main thread. */
+  AcceptLoop: new (options: AcceptLoopOptions) => RawAcceptLoop;
+  /**
+   * Called on a worker thread: from now on connections of loop `loopId` for
+   * worker `index` are delivered to `onConnection` on this thread. The
+   * underlying thread-safe function is unref'd, so it never keeps the worker alive.
+   */
+  attachWorker(loopId: number, index: number, onConnection: ConnectionCallback): RawWorkerAttachment;
+}

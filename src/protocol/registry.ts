@@ -1,0 +1,35 @@
+/**
+ * The seed's extension point: protocol handlers by name. The connection
+ * detects what a client speaks and asks this registry for a session; a
+ * protocol that is unregistered or left out of `protocols` is refused.
+ */
+import type { Connection } from '../listener/connection';
+import type { WorkerContext } from '../server/worker-context';
+
+/** One connection's protocol state machine. Bytes are valid only during the call: copy what you keep. */
+export interface ProtocolSession {
+  onData(buf: Buffer, start: number, end: number): void;
+  /** The client half-closed its side. */
+  onEnd(): void;
+  /** The worker drains: finish what is in flight, then close. */
+  drain(): void;
+  /** The connection's head timeout fired while a request head was partly received. */
+  onHeadTimeout(): void;
+}
+
+export interface ProtocolHandler {
+  readonly name: string;
+  /** Whether this config lets the listener accept the protocol. */
+  enabled(ctx: WorkerContext): boolean;
+  open(conn: Connection, ctx: WorkerContext): ProtocolSession;
+}
+
+const handlers = new Map<string, ProtocolHandler>();
+
+export function registerProtocol(handler: ProtocolHandler): void {
+  handlers.set(handler.name, handler);
+}
+
+export function protocolHandler(name: string): ProtocolHandler | undefined {
+  return handlers.get(name);
+}

@@ -1,0 +1,188 @@
+/**
+ * The seed's Server: `init` validates the config, `start` binds the listener,
+ * starts the worker threads and the admin listener, `stop` drains.
+ *
+ * Stop, in order: /ready turns 503; the listener closes; workers close idle
+ * keep-alive connections and let in-flight requests finish, up to
+ * `drain_timeout_ms`, then close the rest; every worker thread exits.
+ */
+import os from 'node:os';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { loadConfig } from '../config/validate';
+import type { ZproxyConfig } from '../config/types';
+import { selectPlatform, type Platform } from '../native/platform';
+import { createLogger, type Logger } from '../util/log';
+import { createNativeAcceptor } from '../listener/native-acceptor';
+import { createSharedListenerAcceptor } from '../listener/shared-listener';
+import type { Acceptor, ListenAddress, ListenOptions, WorkerRequest } from '../listener/acceptor';
+import { ThreadPool } from './thread-pool';
+import { planPlacement, formatCpuList, type Placement } from './placement';
+import { AdminServer } from '../admin/admin-server';
+import type { WorkerData } from './worker';
+
+export interface ServerOptions {
+  /** Run the pure TypeScript fallback even where the addon loads. */
+  noNative?: boolean;
+}
+
+export type ServerState = 'initialized' | 'starting' | 'running' | 'draining' | 'stopped';
+
+/** Settings fixed at start: the listener, the threads and the admin listener. */
+const RESTART_ONLY_KEYS = ['host', 'port', 'thread_count', 'backlog', 'max_connections', 'numa_aware', 'admin'] as const;
+
+/** Time the workers get to exit once drained. */
+const WORKER_EXIT_TIMEOUT_MS = 5000;
+
+export class Server {
+  state: ServerState = 'initialized';
+  readonly log: Logger;
+  readonly platform: Platform;
+  private acceptor: Acceptor | undefined;
+  private pool: ThreadPool | undefined;
+  private admin: AdminServer | undefined;
+  private adminBound: ListenAddress | undefined;
+  private placements: Placement[] = [];
+  private stopping: Promise<void> | undefined;
+
+  private constructor(
+    public config: ZproxyConfig,
+    private readonly options: ServerOptions,
+  ) {
+    this.log = createLogger(config.log_level);
+    this.platform = selectPlatform(options.noNative ?? false);
+  }
+
+  /** Validates `config` (throws ConfigError listing every problem) and prepares a server. */
+  static init(config: unknown, options: ServerOptions = {}): Server {
+    return new Server(loadConfig(config), options);
+  }
+
+  get threadCount(): number {
+    const wanted = this.config.thread_count;
+    return wanted === 'auto' ? os.availableParallelism() : wanted;
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== 'initialized') throw new Error(`cannot start a server that is ${this.state}`);
+    this.state = 'starting';
+    const { platform, log, config } = this;
+    log.info({ runtime: platform.kind, reason: platform.reason }, `accept loop and OS primitives: ${platform.kind === 'native' ? 'native addon' : 'TypeScript fallback'} (${platform.reason})`);
+
+    const topology = platform.topology();
+    this.placements = planPlacement(topology, this.threadCount, platform.getThreadAffinity(), config.numa_aware);
+    try {
+      const listen: ListenOptions = {
+        host: await resolveHost(config.host),
+        port: config.port,
+        backlog: config.backlog,
+        maxConnections: config.max_connections,
+        workers: this.threadCount,
+        firstByteTimeoutMs: config.connection_timeout_ms,
+      };
+      this.acceptor = platform.addon ? createNativeAcceptor(platform.addon, listen) : createSharedListenerAcceptor(listen);
+      this.pool = new ThreadPool(this.threadCount, log);
+      const acceptor = this.acceptor;
+      await this.pool.start((index): WorkerData => ({
+        index,
+        config,
+        intake: acceptor.intake,
+        placement: this.placements[index],
+        noNative: platform.kind === 'fallback',
+      }));
+      await acceptor.open(this.request);
+      if (config.admin) {
+        this.admin = new AdminServer(config.admin, { ready: () => this.state === 'running' }, log);
+        this.adminBound = await this.admin.listen();
+      }
+    } catch (err) {
+      await this.acceptor?.close(this.request).catch(() => undefined);
+      await this.shutdown();
+      this.state = 'stopped';
+      throw err;
+    }
+    this.state = 'running';
+    this.logListening(topology.source);
+  }
+
+  /** The listener's bound address (port 0 in the config picks a free one). */
+  address(): ListenAddress {
+    if (!this.acceptor) throw new Error('the server is not started');
+    return this.acceptor.address();
+  }
+
+  adminAddress(): ListenAddress | undefined {
+    return this.adminBound;
+  }
+
+  /** Per-worker figures and the listener's counters. */
+  async stats(): Promise<{ listener: ReturnType<Acceptor['stats']>; workers: unknown[] }> {
+    if (!this.acceptor || !this.pool) throw new Error('the server is not started');
+    return { listener: this.acceptor.stats(), workers: await this.pool.broadcast({ type: 'stats' }) };
+  }
+
+  /**
+   * Applies a new config to new requests (SIGHUP, later `PUT /config`).
+   * Listener settings need a restart; they are kept and a warning says so.
+   */
+  async reload(input: unknown): Promise<void> {
+    if (this.state !== 'running') throw new Error(`cannot reload a server that is ${this.state}`);
+    const next = loadConfig(input);
+    const fixed = RESTART_ONLY_KEYS.filter((key) => JSON.stringify(next[key]) !== JSON.stringify(this.config[key]));
+    if (fixed.length > 0) this.log.warn({ keys: fixed }, 'these settings change only on restart; keeping the running values');
+    const applied = loadConfig({ ...next, ...Object.fromEntries(RESTART_ONLY_KEYS.map((key) => [key, this.config[key]])) });
+    await this.pool!.broadcast({ type: 'reload', config: applied });
+    this.config = applied;
+    this.log.info({ routes: applied.routes.length }, 'config reloaded');
+  }
+
+  /** Graceful stop; safe to call more than once (later calls wait for the first). */
+  stop(): Promise<void> {
+    this.stopping ??= this.drainAndStop();
+    return this.stopping;
+  }
+
+  private async drainAndStop(): Promise<void> {
+    if (this.state !== 'running') return;
+    this.state = 'draining';
+    this.log.info({ drainTimeoutMs: this.config.drain_timeout_ms }, 'draining');
+    await this.acceptor!.close(this.request);
+    const drained = this.pool!.broadcast({ type: 'drain' });
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), this.config.drain_timeout_ms)));
+    if (await Promise.race([drained.then(() => false), timedOut])) {
+      this.log.warn('drain timeout: closing the remaining connections');
+      await this.pool!.broadcast({ type: 'close-all' });
+    }
+    clearTimeout(timer);
+    await this.shutdown();
+    this.state = 'stopped';
+    this.log.info('stopped');
+  }
+
+  private async shutdown(): Promise<void> {
+    await this.pool?.stop(WORKER_EXIT_TIMEOUT_MS);
+    await this.admin?.close();
+  }
+
+  private readonly request: WorkerRequest = (index, message) => this.pool!.submit(message, index);
+
+  private logListening(topologySource: string): void {
+    const { address, port } = this.address();
+    const layout = this.placements.map((p) => `worker ${p.worker} -> node ${p.node} -> cpus ${p.cpus.length > 0 ? formatCpuList(p.cpus) : 'any'}`);
+    const admin = this.adminBound ? ` admin http://${hostForUrl(this.adminBound.address)}:${this.adminBound.port}` : '';
+    this.log.info(
+      { address, port, threads: this.threadCount, numa: { source: topologySource, layout }, admin: this.adminBound ?? null },
+      `listening on ${hostForUrl(address)}:${port} with ${this.threadCount} threads, NUMA ${topologySource}: ${layout.join('; ')}${admin}`,
+    );
+  }
+}
+
+async function resolveHost(host: string): Promise<string> {
+  if (isIP(host)) return host;
+  return (await lookup(host)).address;
+}
+
+function hostForUrl(address: string): string {
+  return address.includes(':') ? `[${address}]` : address;
+}

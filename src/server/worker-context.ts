@@ -1,0 +1,21 @@
+/**
+ * What every part of a worker's request path shares: the frozen config, the
+ * compiled router, the logger, the node-local read buffer and the clock.
+ * Built once per worker (and again on reload); never per request.
+ */
+import type { ZproxyConfig } from '../config/types';
+import type { Router } from '../router/compile';
+import type { Logger } from '../util/log';
+
+export interface WorkerContext {
+  readonly index: number;
+  /** Swapped as a whole on reload: a request keeps the config it started with. */
+  config: ZproxyConfig;
+  router: Router;
+  readonly log: Logger;
+  /** Reused for every onread: bytes in it are valid only during the callback. */
+  readonly readBuffer: Buffer;
+  /** The IMF-fixdate of the current second, for `Date` headers. */
+  httpDate: string;
+  draining: boolean;
+}

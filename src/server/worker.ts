@@ -1,0 +1,120 @@
+/**
+ * A worker thread's entry: places itself (affinity, node-local buffers),
+ * attaches to the listener stage, and serves its connections until told
+ * to drain and exit.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { selectPlatform } from '../native/platform';
+import { createLogger, logger } from '../util/log';
+import { compileRoutes } from '../router/compile';
+import { ConnectionSet } from '../listener/connection';
+import { attachNativeIntake } from '../listener/native-acceptor';
+import { attachSharedListenerIntake } from '../listener/shared-listener';
+import type { IncomingConnection, IntakeDescriptor, Intake } from '../listener/acceptor';
+import type { ZproxyConfig } from '../config/types';
+import type { Placement } from './placement';
+import type { WorkerContext } from './worker-context';
+import { registerBuiltinProtocols } from '../protocol/builtin';
+
+export interface WorkerData {
+  index: number;
+  config: ZproxyConfig;
+  intake: IntakeDescriptor;
+  placement: Placement;
+  noNative: boolean;
+}
+
+/** Large enough for any request head within the default `max_header_bytes` in one read. */
+const READ_BUFFER_BYTES = 64 * 1024;
+
+function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
+  const platform = selectPlatform(data.noNative);
+  const log = createLogger(data.config.log_level, { thread: data.index });
+  const pinned = data.placement.cpus.length > 0 && pinThread(data.placement.cpus);
+
+  const ctx: WorkerContext = {
+    index: data.index,
+    config: data.config,
+    router: compileRoutes(data.config.routes),
+    log,
+    readBuffer: platform.allocOnNode(READ_BUFFER_BYTES, data.placement.node),
+    httpDate: new Date().toUTCString(),
+    draining: false,
+  };
+  const clock = setInterval(() => (ctx.httpDate = new Date().toUTCString()), 1000);
+  clock.unref();
+
+  registerBuiltinProtocols();
+  let intake: Intake | undefined;
+  const connections = new ConnectionSet(ctx, () => intake?.release());
+  const onConnection = (incoming: IncomingConnection) => connections.accept(incoming);
+  intake = openIntake(data.intake, data.index, onConnection);
+
+  function pinThread(cpus: number[]): boolean {
+    try {
+      return platform.setThreadAffinity(cpus);
+    } catch (err) {
+      log.warn({ err, cpus }, 'could not pin worker thread');
+      return false;
+    }
+  }
+
+  function openIntake(descriptor: IntakeDescriptor, index: number, deliver: (c: IncomingConnection) => void): Intake {
+    if (descriptor.kind === 'native') {
+      if (!platform.addon) throw new Error('native intake without the addon');
+      return attachNativeIntake(platform.addon, descriptor.loopId, index, deliver);
+    }
+    return attachSharedListenerIntake(descriptor, index, deliver);
+  }
+
+  const requests: Record<string, (message: Record<string, unknown>) => Promise<unknown> | unknown> = {
+    listen: (message) => intake!.handle(message as { type: string }),
+    unlisten: (message) => intake!.handle(message as { type: string }),
+    drain: () =>
+      new Promise<void>((resolve) => {
+        ctx.draining = true;
+        connections.drain(resolve);
+      }),
+    'close-all': () => connections.closeAll(),
+    reload: (message) => {
+      const config = message.config as ZproxyConfig;
+      ctx.router = compileRoutes(config.routes);
+      ctx.config = config;
+    },
+    stats: () => ({
+      worker: data.index,
+      connections: connections.size,
+      cpu: platform.currentCpu(),
+      affinity: platform.getThreadAffinity(),
+      node: data.placement.node,
+      pinned,
+    }),
+    exit: () => {
+      intake?.close();
+      connections.closeAll();
+      connections.stop();
+      clearInterval(clock);
+      port.close();
+    },
+  };
+
+  port.on('message', async (message: { type: string; id?: number }) => {
+    const run = requests[message.type];
+    try {
+      if (!run) throw new Error(`unknown request ${message.type}`);
+      const value = await run(message as Record<string, unknown>);
+      if (message.id !== undefined) port.postMessage({ type: 'reply', id: message.id, value });
+    } catch (err) {
+      log.error({ err, request: message.type }, 'worker request failed');
+      if (message.id !== undefined) port.postMessage({ type: 'error', id: message.id, error: String((err as Error).message ?? err) });
+    }
+  });
+
+  port.postMessage({ type: 'ready', value: { worker: data.index, pinned, cpu: platform.currentCpu() } });
+}
+
+process.on('uncaughtException', (err) => {
+  logger().error({ err }, 'uncaught exception in worker (connection dropped, worker keeps serving)');
+});
+
+if (parentPort) main(parentPort, workerData as WorkerData);
