@@ -86,7 +86,7 @@ export function nodeOfCpu(topology: Topology, cpu: number): number {
   return node ? node.id : -1;
 }
 
-function freezeTopology(source: Topology['source'], nodes: RawNumaNode[]): Topology {
+function freezeTopology(source: Topology['source'], nodes: readonly NumaNode[]): Topology {
   return Object.freeze({
     source,
     nodes: Object.freeze(nodes.map((n) => Object.freeze({ id: n.id, cpus: Object.freeze([...n.cpus]), memoryBytes: n.memoryBytes }))),

@@ -47,7 +47,7 @@ export class Server {
 
   private constructor(
     public config: ZproxyConfig,
-    private readonly options: ServerOptions,
+    options: ServerOptions,
   ) {
     this.log = createLogger(config.log_level);
     this.platform = selectPlatform(options.noNative ?? false);

@@ -1,0 +1,92 @@
+/**
+ * The listener stage with real loopback clients: connections spread over the
+ * workers, `max_connections` holds across them, and direct responses are
+ * served — against the addon's accept loop and the TypeScript fallback alike.
+ */
+import type net from 'node:net';
+import { RUNTIMES, connect, get, readResponse, startProxy } from './helpers/server';
+import type { Server } from '../dist/index';
+
+describe.each(RUNTIMES)('accepting connections (%s)', (_name, noNative) => {
+  let server: Server | undefined;
+  const sockets: net.Socket[] = [];
+
+  afterEach(async () => {
+    for (const socket of sockets.splice(0)) socket.destroy();
+    await server?.stop();
+    server = undefined;
+  });
+
+  test('reports which OS layer runs', async () => {
+    server = await startProxy({}, noNative);
+    expect(server.platform.kind).toBe(noNative ? 'fallback' : 'native');
+  });
+
+  test('serves a direct response', async () => {
+    server = await startProxy({}, noNative);
+    const answer = await get(server.address().port);
+    expect(answer).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(answer).toMatch(/\r\n\r\nhello$/);
+  });
+
+  test('connections spread over 2 workers', async () => {
+    server = await startProxy({ thread_count: 2 }, noNative);
+    const { port } = server.address();
+    // Held-open connections, each proven served, opened in waves so both workers get woken.
+    for (let wave = 0; wave < 8; wave++) {
+      const batch = await Promise.all(Array.from({ length: 5 }, () => connect(port)));
+      sockets.push(...batch);
+      await Promise.all(
+        batch.map((socket) => {
+          socket.write('GET / HTTP/1.1\r\nHost: t\r\n\r\n');
+          return readResponse(socket);
+        }),
+      );
+    }
+    const stats = await server.stats();
+    const perWorker = (stats.workers as Array<{ connections: number }>).map((w) => w.connections);
+    expect(perWorker.reduce((a, b) => a + b, 0)).toBe(40);
+    expect(Math.min(...perWorker)).toBeGreaterThan(0);
+    if (!noNative) {
+      // Least-connections with round-robin ties: an even split.
+      expect(Math.abs(perWorker[0] - perWorker[1])).toBeLessThanOrEqual(1);
+    }
+  });
+
+  test('max_connections 8 with 30 concurrent clients: at most 8 served at once, none hangs', async () => {
+    server = await startProxy({ thread_count: 2, max_connections: 8 }, noNative);
+    const { port } = server.address();
+    const clients = await Promise.all(Array.from({ length: 30 }, () => connect(port)));
+    sockets.push(...clients);
+    const answers = clients.map((socket) => {
+      socket.write('GET / HTTP/1.1\r\nHost: t\r\n\r\n');
+      return readResponse(socket, 10000).then(() => socket);
+    });
+    // Let every client that can be served be served, then look.
+    const served: net.Socket[] = [];
+    for (const answer of answers) void answer.then((socket) => served.push(socket));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(served.length).toBe(8);
+    const stats = await server.stats();
+    const held = (stats.workers as Array<{ connections: number }>).reduce((sum, w) => sum + w.connections, 0);
+    expect(held).toBeLessThanOrEqual(8);
+
+    // Closing served clients lets the waiting ones in, a slot at a time.
+    let maxSeen = held;
+    while (served.length < 30) {
+      const batch = served.filter((s) => !s.destroyed);
+      for (const socket of batch) socket.destroy();
+      await new Promise((r) => setTimeout(r, 100));
+      const now = await server.stats();
+      maxSeen = Math.max(maxSeen, (now.workers as Array<{ connections: number }>).reduce((sum, w) => sum + w.connections, 0));
+      if (batch.length === 0) await Promise.race([Promise.all(answers), new Promise((r) => setTimeout(r, 200))]);
+    }
+    await Promise.all(answers);
+    expect(maxSeen).toBeLessThanOrEqual(8);
+    expect(served.length).toBe(30);
+
+    // Service is normal afterwards.
+    for (const socket of served) socket.destroy();
+    expect(await get(port)).toMatch(/^HTTP\/1\.1 200 OK/);
+  });
+});
