@@ -24,7 +24,7 @@ describe.each(RUNTIMES)('file descriptor exhaustion (%s)', (_name, noNative) => 
     const dir = mkdtempSync(path.join(tmpdir(), 'zproxy-emfile-'));
     const file = path.join(dir, 'zproxy.json');
     writeFileSync(file, JSON.stringify({ host: '127.0.0.1', port: 0, thread_count: 2, admin: null, backlog: 512, routes: [{ path: '/', respond: { status: 200, headers: {}, body: 'ok' } }] }));
-    const proxy = await startCli(['start', '--config', file], { ...(noNative ? { ZPROXY_NO_NATIVE: '1' } : {}), ZPROXY_LOG_LEVEL: 'error' }, ['prlimit', `--nofile=${FD_LIMIT}:${FD_LIMIT}`]);
+    const proxy = await startCli(['start', '--config', file], { ...(noNative ? { ZPROXY_NO_NATIVE: '1' } : {}), ZPROXY_LOG_LEVEL: 'info' }, ['prlimit', `--nofile=${FD_LIMIT}:${FD_LIMIT}`]);
     try {
       const port = listeningPort(proxy.output());
       const flood: net.Socket[] = [];

@@ -11,10 +11,16 @@
  * that accepts while the process is full keeps the socket paused (unread)
  * until a slot frees, which to the client looks like waiting in the backlog.
  *
+ * libuv cannot stop accepting, and under EMFILE several threads accepting on
+ * one socket can lose their reserve fds and spin. So the fallback never lets
+ * the process run out: it holds at most `fdBudget` client sockets (from
+ * RLIMIT_NOFILE), and closes connections accepted beyond it at once.
+ *
  * Caveat: every worker's handle owns the same fd number, so each closes it.
  * They close together at stop; see `close` below.
  */
 import net from 'node:net';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { AcceptLoopStats } from '../native/addon-types';
 import type { Acceptor, IncomingConnection, Intake, ListenAddress, ListenOptions } from './acceptor';
 import { logger } from '../util/log';
@@ -27,6 +33,23 @@ const WAITING = 4;
 const PER_WORKER = 5;
 /** How often a worker holding waiting sockets looks for a slot freed by another worker. */
 const WAITING_POLL_MS = 20;
+/** File descriptors kept free for each worker's own needs (event loop, upstreams). */
+const FDS_PER_WORKER = 8;
+
+/**
+ * Client sockets this process may hold: half of what RLIMIT_NOFILE leaves
+ * (the other half is for upstream connections). Infinity where unknown.
+ */
+export function clientFdBudget(workers: number): number {
+  try {
+    const limit = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    if (!limit) return Infinity;
+    const free = Number(limit[1]) - readdirSync('/proc/self/fd').length - FDS_PER_WORKER * (workers + 1);
+    return Math.max(1, Math.floor(free / 2));
+  } catch {
+    return Infinity;
+  }
+}
 
 export function createSharedListenerAcceptor(options: ListenOptions): Acceptor {
   const counters = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT * (PER_WORKER + options.workers));
@@ -34,7 +57,14 @@ export function createSharedListenerAcceptor(options: ListenOptions): Acceptor {
   let bound: ListenAddress | undefined;
   return {
     kind: 'shared',
-    intake: { kind: 'shared', counters, maxConnections: options.maxConnections, host: options.host, port: options.port, backlog: options.backlog },
+    intake: {
+      kind: 'shared',
+      counters,
+      maxConnections: Math.min(options.maxConnections, clientFdBudget(options.workers)),
+      host: options.host,
+      port: options.port,
+      backlog: options.backlog,
+    },
     async open(request) {
       const first = (await request(0, { type: 'listen' })) as { fd: number; address: ListenAddress };
       bound = first.address;
@@ -99,7 +129,8 @@ export function attachSharedListenerIntake(
   server.on('connection', (socket) => {
     Atomics.add(view, ACCEPTED, 1);
     if (waiting.length === 0 && reserveSlot()) return admit(socket);
-    if (waiting.length >= descriptor.backlog) return void socket.destroy();
+    // Waiting sockets hold fds too: past the budget, close at once.
+    if (waiting.length >= descriptor.backlog || Atomics.load(view, WAITING) >= descriptor.maxConnections) return void socket.destroy();
     if (waiting.length === 0) Atomics.add(view, PAUSED_FULL, 1);
     Atomics.add(view, WAITING, 1);
     waiting.push(socket);

@@ -43,6 +43,7 @@ export class Server {
   private admin: AdminServer | undefined;
   private adminBound: ListenAddress | undefined;
   private placements: Placement[] = [];
+  private pinned: boolean[] = [];
   private stopping: Promise<void> | undefined;
 
   private constructor(
@@ -83,13 +84,14 @@ export class Server {
       this.acceptor = platform.addon ? createNativeAcceptor(platform.addon, listen) : createSharedListenerAcceptor(listen);
       this.pool = new ThreadPool(this.threadCount, log);
       const acceptor = this.acceptor;
-      await this.pool.start((index): WorkerData => ({
+      const ready = (await this.pool.start((index): WorkerData => ({
         index,
         config,
         intake: acceptor.intake,
         placement: this.placements[index],
         noNative: platform.kind === 'fallback',
-      }));
+      }))) as Array<{ pinned: boolean }>;
+      this.pinned = ready.map((worker) => worker.pinned);
       await acceptor.open(this.request);
       if (config.admin) {
         this.admin = new AdminServer(config.admin, { ready: () => this.state === 'running' }, log);
@@ -169,7 +171,9 @@ export class Server {
 
   private logListening(topologySource: string): void {
     const { address, port } = this.address();
-    const layout = this.placements.map((p) => `worker ${p.worker} -> node ${p.node} -> cpus ${p.cpus.length > 0 ? formatCpuList(p.cpus) : 'any'}`);
+    const layout = this.placements.map(
+      (p) => `worker ${p.worker} -> node ${p.node} -> cpus ${this.pinned[p.worker] ? formatCpuList(p.cpus) : 'any (not pinned)'}`,
+    );
     const admin = this.adminBound ? ` admin http://${hostForUrl(this.adminBound.address)}:${this.adminBound.port}` : '';
     this.log.info(
       { address, port, threads: this.threadCount, numa: { source: topologySource, layout }, admin: this.adminBound ?? null },

@@ -34,14 +34,14 @@ export class ThreadPool {
   ) {}
 
   /** Starts every worker with its own data and waits until each says it is ready. */
-  async start(workerData: (index: number) => unknown): Promise<void> {
+  async start(workerData: (index: number) => unknown): Promise<unknown[]> {
     const ready: Promise<unknown>[] = [];
     for (let index = 0; index < this.threadCount; index++) {
       const worker = new Worker(this.script, { workerData: workerData(index) });
       this.workers.push(worker);
       ready.push(this.track(worker, index));
     }
-    await Promise.all(ready);
+    return Promise.all(ready);
   }
 
   /** Sends a task to one worker (round-robin when `index` is omitted) and resolves with its reply. */

@@ -1,0 +1,95 @@
+/**
+ * The command line as a user runs it: --help, --version, validate, and
+ * `start` with the embedded default config answering on 8000 and 9901.
+ */
+import { execFile } from 'node:child_process';
+import { writeFileSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { CLI, ROOT, startCli, exchange } from './helpers/server';
+
+function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { timeout: 15000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as NodeJS.ErrnoException & { code: number }).code as number) : 0, stdout, stderr });
+    });
+  });
+}
+
+function tempConfig(config: unknown): string {
+  const file = path.join(mkdtempSync(path.join(tmpdir(), 'zproxy-cli-')), 'zproxy.json');
+  writeFileSync(file, typeof config === 'string' ? config : JSON.stringify(config));
+  return file;
+}
+
+test('--help prints the usage', async () => {
+  const { code, stdout } = await run(['--help']);
+  expect(code).toBe(0);
+  expect(stdout).toMatch(/zproxy start \[--config FILE\]/);
+  expect(stdout).toMatch(/zproxy validate FILE/);
+});
+
+test('--version prints the package version', async () => {
+  const { version } = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+  const { code, stdout } = await run(['--version']);
+  expect(code).toBe(0);
+  expect(stdout.trim()).toBe(version);
+});
+
+test('an unknown command or option is a usage error', async () => {
+  expect((await run(['frobnicate'])).code).toBe(2);
+  const { code, stderr } = await run(['start', '--prot', '80']);
+  expect(code).toBe(2);
+  expect(stderr).toMatch(/unknown option --prot/);
+});
+
+test('validate: a valid file exits 0', async () => {
+  const { code, stdout } = await run(['validate', path.join(ROOT, 'config', 'zproxy.json')]);
+  expect(code).toBe(0);
+  expect(stdout).toMatch(/valid/);
+});
+
+test('validate: one line per problem, each naming its JSON path', async () => {
+  const file = tempConfig({ port: 'eighty', routes: [{ path: '/a', upstream: 'ftp://x' }], admni: null });
+  const { code, stderr } = await run(['validate', file]);
+  expect(code).toBe(1);
+  const lines = stderr.trim().split('\n');
+  expect(lines).toHaveLength(3);
+  expect(lines.some((l) => l.startsWith('port: '))).toBe(true);
+  expect(lines.some((l) => l.startsWith('routes[0].upstream'))).toBe(true);
+  expect(lines.some((l) => l.startsWith('admni: ') && l.includes('"admin"'))).toBe(true);
+});
+
+test('start refuses an invalid config with the same messages', async () => {
+  const { code, stderr } = await run(['start', '--config', tempConfig({ port: -1 })]);
+  expect(code).toBe(1);
+  expect(stderr).toMatch(/^port: /m);
+});
+
+test('start with the embedded default answers on 8000 and on the admin port 9901', async () => {
+  const proxy = await startCli(['start'], { ZPROXY_LOG_LEVEL: 'info' });
+  try {
+    expect(proxy.output()).toMatch(/listening on 0\.0\.0\.0:8000 with \d+ threads, NUMA/);
+    const welcome = await exchange(8000, 'GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+    expect(welcome).toMatch(/^HTTP\/1\.1 200 OK/);
+    expect(JSON.parse(welcome.split('\r\n\r\n')[1])).toMatchObject({ name: 'zproxy' });
+    const health = await exchange(9901, 'GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+    expect(health).toMatch(/^HTTP\/1\.1 200 OK/);
+    const ready = await exchange(9901, 'GET /ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+    expect(ready).toMatch(/^HTTP\/1\.1 200 OK/);
+  } finally {
+    proxy.child.kill('SIGINT');
+    expect(await proxy.exited).toBe(0);
+  }
+});
+
+test('--port and --threads override the file', async () => {
+  const file = tempConfig({ host: '127.0.0.1', port: 1, admin: null, routes: [{ path: '/', respond: { status: 200, headers: {}, body: 'x' } }] });
+  const proxy = await startCli(['start', '--config', file, '--port', '0', '--threads', '1']);
+  try {
+    expect(proxy.output()).toMatch(/listening on 127\.0\.0\.1:\d+ with 1 threads/);
+  } finally {
+    proxy.child.kill('SIGTERM');
+    expect(await proxy.exited).toBe(0);
+  }
+});
