@@ -1,0 +1,148 @@
+/**
+ * Active health checks: every `interval_ms`, a `GET path` to each target
+ * (Host = the target's authority, `Connection: close`, User-Agent
+ * `zproxy-health-check`) that must answer `expected_status` within
+ * `timeout_ms`. Results move each Target's healthy state through its
+ * thresholds; flips are reported to `onChange`.
+ *
+ * http:// and https:// targets get HTTP/1.1 through node:http(s) (checks are
+ * rare, so the comfortable client is fine). h2c:// targets get HTTP/2 with
+ * prior knowledge through node:http2, because that is all many of them
+ * (gRPC servers) speak; a plain HTTP/1.1 GET would mark them down.
+ *
+ * A target with a check still in flight is not checked again. Timers are
+ * unref'd, so the checker never keeps a process alive; stop() clears them
+ * and aborts the checks in flight, whose results are then ignored.
+ */
+import http from 'node:http';
+import http2 from 'node:http2';
+import https from 'node:https';
+import net from 'node:net';
+import type { HealthCheckConfig } from '../config/types';
+import type { Target } from './target';
+
+export const HEALTH_CHECK_USER_AGENT = 'zproxy-health-check';
+
+export type HealthChangeListener = (target: Target, healthy: boolean) => void;
+
+export interface HealthCheckTls {
+  /** Verify https targets' certificates (the upstream's `tls_verify`). */
+  verify: boolean;
+  /** Extra trusted CA certificates (the contents of `ca_file`). */
+  ca?: string | Buffer;
+}
+
+export class HealthChecker {
+  private timer: NodeJS.Timeout | null = null;
+  private readonly inFlight = new Map<Target, AbortController>();
+
+  constructor(
+    readonly targets: readonly Target[],
+    readonly config: HealthCheckConfig,
+    private readonly onChange: HealthChangeListener = () => {},
+    private readonly tls: HealthCheckTls = { verify: true },
+  ) {}
+
+  get running(): boolean {
+    return this.timer !== null;
+  }
+
+  /** Checks every target now, then every `interval_ms`. Does nothing when interval_ms is 0. */
+  start(): void {
+    if (this.timer !== null || this.config.interval_ms === 0) return;
+    this.timer = setInterval(() => this.checkAll(), this.config.interval_ms).unref();
+    this.checkAll();
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    for (const controller of this.inFlight.values()) controller.abort();
+    this.inFlight.clear();
+  }
+
+  private checkAll(): void {
+    for (const target of this.targets) {
+      if (!this.inFlight.has(target)) void this.checkOne(target);
+    }
+  }
+
+  private async checkOne(target: Target): Promise<void> {
+    const controller = new AbortController();
+    this.inFlight.set(target, controller);
+    const timeout = setTimeout(() => controller.abort(), this.config.timeout_ms).unref();
+    let status: number | null = null;
+    try {
+      status = await this.probe(target, controller.signal);
+    } catch {
+      status = null;
+    } finally {
+      clearTimeout(timeout);
+    }
+    if (this.inFlight.get(target) !== controller) return; // stopped meanwhile
+    this.inFlight.delete(target);
+    if (!target.recordCheck(status === this.config.expected_status, this.config)) return;
+    try {
+      this.onChange(target, target.healthy);
+    } catch {
+      // A listener's failure must not stop the checks.
+    }
+  }
+
+  /** The status the target answers, or a rejection. */
+  private probe(target: Target, signal: AbortSignal): Promise<number> {
+    return target.scheme === 'h2c' ? this.probeH2c(target, signal) : this.probeHttp1(target, signal);
+  }
+
+  private probeHttp1(target: Target, signal: AbortSignal): Promise<number> {
+    const client = target.secure ? https : http;
+    return new Promise((resolve, reject) => {
+      const request = client.request({
+        host: target.host,
+        port: target.port,
+        method: 'GET',
+        path: this.config.path,
+        headers: { host: target.authority, connection: 'close', 'user-agent': HEALTH_CHECK_USER_AGENT },
+        agent: false,
+        signal,
+        servername: target.secure && net.isIP(target.host) === 0 ? target.host : undefined,
+        rejectUnauthorized: this.tls.verify,
+        ca: this.tls.ca,
+      });
+      request.once('response', (response) => {
+        response.resume();
+        resolve(response.statusCode ?? 0);
+      });
+      request.once('error', reject);
+      request.end();
+    });
+  }
+
+  private probeH2c(target: Target, signal: AbortSignal): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const session = http2.connect(`http://${target.authority}`);
+      const close = (): void => {
+        signal.removeEventListener('abort', abort);
+        session.destroy();
+      };
+      const abort = (): void => {
+        close();
+        reject(new Error('health check aborted'));
+      };
+      signal.addEventListener('abort', abort);
+      session.once('error', (error) => {
+        close();
+        reject(error);
+      });
+      const stream = session.request({ ':method': 'GET', ':path': this.config.path, ':authority': target.authority, 'user-agent': HEALTH_CHECK_USER_AGENT }, { endStream: true });
+      stream.once('response', (headers) => {
+        close();
+        resolve(Number(headers[':status']));
+      });
+      stream.once('error', (error) => {
+        close();
+        reject(error);
+      });
+    });
+  }
+}
