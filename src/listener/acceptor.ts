@@ -30,7 +30,7 @@ export interface ListenAddress {
 /** Sent to a worker (structured-cloneable) so it can receive its connections. */
 export type IntakeDescriptor =
   | { kind: 'native'; loopId: number }
-  | { kind: 'shared'; counters: SharedArrayBuffer; maxConnections: number; host: string; port: number; backlog: number };
+  | { kind: 'shared'; counters: SharedArrayBuffer; maxConnections: number; fdBudget: number; host: string; port: number; backlog: number };
 
 /** How the main thread asks a worker to do something and waits for the answer. */
 export type WorkerRequest = (index: number, message: { type: string; [key: string]: unknown }) => Promise<unknown>;

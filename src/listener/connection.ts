@@ -136,8 +136,8 @@ export class ConnectionSet {
   accept(incoming: IncomingConnection): void {
     const peekedKind = incoming.peeked ? detectProtocol(incoming.peeked) : 'incomplete';
     if (this.draining || peekedKind === 'unknown') {
-      if (incoming.socket) incoming.socket.destroy();
-      else closeFd(incoming.fd);
+      // Wrapping the fd lets Node close it as its own (fs.close on it would warn in a worker).
+      (incoming.socket ?? new net.Socket({ fd: incoming.fd })).destroy();
       this.release();
       return;
     }
@@ -200,13 +200,5 @@ export class ConnectionSet {
     for (const conn of this.connections) {
       if (conn.deadline !== 0 && conn.deadline <= now && conn.state !== 'active') conn.timedOut();
     }
-  }
-}
-
-function closeFd(fd: number): void {
-  try {
-    require('node:fs').closeSync(fd);
-  } catch {
-    // Already closed: nothing else owns it.
   }
 }

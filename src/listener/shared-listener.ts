@@ -22,7 +22,7 @@
 import net from 'node:net';
 import { readdirSync, readFileSync } from 'node:fs';
 import type { AcceptLoopStats } from '../native/addon-types';
-import type { Acceptor, IncomingConnection, Intake, ListenAddress, ListenOptions } from './acceptor';
+import type { Acceptor, IncomingConnection, Intake, IntakeDescriptor, ListenAddress, ListenOptions } from './acceptor';
 import { logger } from '../util/log';
 
 const ACTIVE = 0;
@@ -60,7 +60,8 @@ export function createSharedListenerAcceptor(options: ListenOptions): Acceptor {
     intake: {
       kind: 'shared',
       counters,
-      maxConnections: Math.min(options.maxConnections, clientFdBudget(options.workers)),
+      maxConnections: options.maxConnections,
+      fdBudget: clientFdBudget(options.workers),
       host: options.host,
       port: options.port,
       backlog: options.backlog,
@@ -91,11 +92,12 @@ export function createSharedListenerAcceptor(options: ListenOptions): Acceptor {
 }
 
 export function attachSharedListenerIntake(
-  descriptor: { counters: SharedArrayBuffer; maxConnections: number; host: string; port: number; backlog: number },
+  descriptor: Extract<IntakeDescriptor, { kind: 'shared' }>,
   index: number,
   onConnection: (c: IncomingConnection) => void,
 ): Intake {
   const view = new Int32Array(descriptor.counters);
+  const servedAtOnce = Math.min(descriptor.maxConnections, descriptor.fdBudget);
   const waiting: net.Socket[] = [];
   let pollTimer: NodeJS.Timeout | undefined;
   const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });
@@ -103,7 +105,7 @@ export function attachSharedListenerIntake(
   function reserveSlot(): boolean {
     for (;;) {
       const active = Atomics.load(view, ACTIVE);
-      if (active >= descriptor.maxConnections) return false;
+      if (active >= servedAtOnce) return false;
       if (Atomics.compareExchange(view, ACTIVE, active, active + 1) === active) return true;
     }
   }
@@ -130,7 +132,8 @@ export function attachSharedListenerIntake(
     Atomics.add(view, ACCEPTED, 1);
     if (waiting.length === 0 && reserveSlot()) return admit(socket);
     // Waiting sockets hold fds too: past the budget, close at once.
-    if (waiting.length >= descriptor.backlog || Atomics.load(view, WAITING) >= descriptor.maxConnections) return void socket.destroy();
+    const held = Atomics.load(view, ACTIVE) + Atomics.load(view, WAITING);
+    if (waiting.length >= descriptor.backlog || held >= descriptor.fdBudget) return void socket.destroy();
     if (waiting.length === 0) Atomics.add(view, PAUSED_FULL, 1);
     Atomics.add(view, WAITING, 1);
     waiting.push(socket);
