@@ -46,6 +46,11 @@ export const errorSpecs = {
   ZP_ERR_BODY_TOO_LARGE: { status: 413, side: 'downstream', retryable: false, message: 'request body too large' },
   ZP_ERR_HEADERS_TOO_LARGE: { status: 431, side: 'downstream', retryable: false, message: 'request header fields too large' },
   ZP_ERR_INTERNAL: { status: 500, side: 'internal', retryable: false, message: 'internal error' },
+  ZP_ERR_UPSTREAM_CONNECT: { status: 502, side: 'upstream', retryable: true, message: 'upstream connection failed' },
+  ZP_ERR_UPSTREAM_RESET: { status: 502, side: 'upstream', retryable: true, message: 'upstream closed the connection before responding' },
+  ZP_ERR_UPSTREAM_BAD_RESPONSE: { status: 502, side: 'upstream', retryable: false, message: 'upstream sent an invalid response' },
+  ZP_ERR_NO_HEALTHY_TARGET: { status: 503, side: 'upstream', retryable: false, message: 'no healthy upstream target' },
+  ZP_ERR_UPSTREAM_TIMEOUT: { status: 504, side: 'upstream', retryable: false, message: 'upstream did not respond in time' },
   ZP_ERR_DRAINING: { status: 503, side: 'internal', retryable: true, message: 'the proxy is shutting down' },
 } as const satisfies Record<string, ErrorSpec>;
 
@@ -60,6 +65,11 @@ export const BodyTooLargeError = defineError('ZP_ERR_BODY_TOO_LARGE', errorSpecs
 export const HeadersTooLargeError = defineError('ZP_ERR_HEADERS_TOO_LARGE', errorSpecs.ZP_ERR_HEADERS_TOO_LARGE);
 export const InternalError = defineError('ZP_ERR_INTERNAL', errorSpecs.ZP_ERR_INTERNAL);
 export const DrainingError = defineError('ZP_ERR_DRAINING', errorSpecs.ZP_ERR_DRAINING);
+export const UpstreamConnectError = defineError('ZP_ERR_UPSTREAM_CONNECT', errorSpecs.ZP_ERR_UPSTREAM_CONNECT);
+export const UpstreamResetError = defineError('ZP_ERR_UPSTREAM_RESET', errorSpecs.ZP_ERR_UPSTREAM_RESET);
+export const UpstreamBadResponseError = defineError('ZP_ERR_UPSTREAM_BAD_RESPONSE', errorSpecs.ZP_ERR_UPSTREAM_BAD_RESPONSE);
+export const NoHealthyTargetError = defineError('ZP_ERR_NO_HEALTHY_TARGET', errorSpecs.ZP_ERR_NO_HEALTHY_TARGET);
+export const UpstreamTimeoutError = defineError('ZP_ERR_UPSTREAM_TIMEOUT', errorSpecs.ZP_ERR_UPSTREAM_TIMEOUT);
 
 /** The JSON body the client receives for an error. */
 export function errorBody(error: ZproxyError, requestId: string): string {

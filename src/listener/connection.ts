@@ -81,6 +81,12 @@ export class Connection {
     else this.close();
   }
 
+  /** The socket is gone. */
+  closed(): void {
+    this.state = 'closed';
+    this.session?.onClose();
+  }
+
   /** Classifies the first bytes (peeked by the acceptor, or read here) and opens a session. */
   private detect(buf: Buffer, start: number, end: number): void {
     const bytes = this.detectBuffer
@@ -182,7 +188,7 @@ export class ConnectionSet {
   }
 
   private forget(conn: Connection): void {
-    conn.state = 'closed';
+    conn.closed();
     if (this.connections.delete(conn)) this.release();
     this.checkEmpty();
   }

@@ -15,6 +15,8 @@ export interface ProtocolSession {
   drain(): void;
   /** The connection's head timeout fired while a request head was partly received. */
   onHeadTimeout(): void;
+  /** The socket closed (either side): stop everything in flight. */
+  onClose(): void;
 }
 
 export interface ProtocolHandler {

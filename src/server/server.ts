@@ -20,6 +20,7 @@ import { ThreadPool } from './thread-pool';
 import { planPlacement, formatCpuList, type Placement } from './placement';
 import { AdminServer } from '../admin/admin-server';
 import type { WorkerData } from './worker';
+import { HealthMonitor } from '../upstream/health-monitor';
 
 export interface ServerOptions {
   /** Run the pure TypeScript fallback even where the addon loads. */
@@ -44,6 +45,9 @@ export class Server {
   private adminBound: ListenAddress | undefined;
   private placements: Placement[] = [];
   private pinned: boolean[] = [];
+  /** Bumped on every reload; health verdicts carry it. */
+  private generation = 0;
+  private health: HealthMonitor | undefined;
   private stopping: Promise<void> | undefined;
 
   private constructor(
@@ -90,9 +94,12 @@ export class Server {
         intake: acceptor.intake,
         placement: this.placements[index],
         noNative: platform.kind === 'fallback',
+        generation: this.generation,
       }))) as Array<{ pinned: boolean }>;
       this.pinned = ready.map((worker) => worker.pinned);
       await acceptor.open(this.request);
+      this.health = new HealthMonitor(log);
+      this.health.start(config, this.generation);
       if (config.admin) {
         this.admin = new AdminServer(config.admin, { ready: () => this.state === 'running' }, log);
         this.adminBound = await this.admin.listen();
@@ -133,7 +140,9 @@ export class Server {
     const fixed = RESTART_ONLY_KEYS.filter((key) => JSON.stringify(next[key]) !== JSON.stringify(this.config[key]));
     if (fixed.length > 0) this.log.warn({ keys: fixed }, 'these settings change only on restart; keeping the running values');
     const applied = loadConfig({ ...next, ...Object.fromEntries(RESTART_ONLY_KEYS.map((key) => [key, this.config[key]])) });
-    await this.pool!.broadcast({ type: 'reload', config: applied });
+    this.generation++;
+    await this.pool!.broadcast({ type: 'reload', config: applied, generation: this.generation });
+    this.health?.start(applied, this.generation);
     this.config = applied;
     this.log.info({ routes: applied.routes.length }, 'config reloaded');
   }
@@ -163,6 +172,7 @@ export class Server {
   }
 
   private async shutdown(): Promise<void> {
+    this.health?.stop();
     await this.pool?.stop(WORKER_EXIT_TIMEOUT_MS);
     await this.admin?.close();
   }

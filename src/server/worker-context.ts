@@ -6,12 +6,15 @@
 import type { ZproxyConfig } from '../config/types';
 import type { Router } from '../router/compile';
 import type { Logger } from '../util/log';
+import type { Upstreams } from '../upstream/upstreams';
 
 export interface WorkerContext {
   readonly index: number;
   /** Swapped as a whole on reload: a request keeps the config it started with. */
   config: ZproxyConfig;
   router: Router;
+  /** Targets, balancers and connection pools of this worker. */
+  readonly upstreams: Upstreams;
   readonly log: Logger;
   /** Reused for every onread: bytes in it are valid only during the callback. */
   readonly readBuffer: Buffer;

@@ -15,6 +15,7 @@ import type { ZproxyConfig } from '../config/types';
 import type { Placement } from './placement';
 import type { WorkerContext } from './worker-context';
 import { registerBuiltinProtocols } from '../protocol/builtin';
+import { Upstreams } from '../upstream/upstreams';
 
 export interface WorkerData {
   index: number;
@@ -22,6 +23,8 @@ export interface WorkerData {
   intake: IntakeDescriptor;
   placement: Placement;
   noNative: boolean;
+  /** Config generation, for health verdicts (bumped on every reload). */
+  generation: number;
 }
 
 /** Large enough for any request head within the default `max_header_bytes` in one read. */
@@ -32,12 +35,14 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
   const log = createLogger(data.config.log_level, { thread: data.index });
   const pinned = data.placement.cpus.length > 0 && pinThread(data.placement.cpus);
 
+  const allocBuffer = (size: number) => platform.allocOnNode(size, data.placement.node);
   const ctx: WorkerContext = {
     index: data.index,
     config: data.config,
     router: compileRoutes(data.config.routes),
+    upstreams: new Upstreams(data.config, data.generation, allocBuffer),
     log,
-    readBuffer: platform.allocOnNode(READ_BUFFER_BYTES, data.placement.node),
+    readBuffer: allocBuffer(READ_BUFFER_BYTES),
     httpDate: new Date().toUTCString(),
     draining: false,
   };
@@ -78,6 +83,7 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
     'close-all': () => connections.closeAll(),
     reload: (message) => {
       const config = message.config as ZproxyConfig;
+      ctx.upstreams.load(config, message.generation as number);
       ctx.router = compileRoutes(config.routes);
       ctx.config = config;
     },
@@ -93,6 +99,7 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
       intake?.close();
       connections.closeAll();
       connections.stop();
+      ctx.upstreams.close();
       clearInterval(clock);
       port.close();
     },

@@ -1,8 +1,9 @@
 /**
- * One HTTP/1.x client connection: reads request heads and bodies in order
- * (pipelined requests are answered in order), routes each request, and
- * answers it. Direct `respond` routes are answered here; everything else
- * gets 404/405 until upstream proxying is wired in.
+ * One HTTP/1.x client connection: reads request heads and bodies in order,
+ * routes each request, and answers it — directly (`respond` routes and
+ * errors) or through a ProxyExchange to an upstream. Pipelined requests are
+ * answered in order: bytes that arrive while a request is being proxied are
+ * kept (copied) and reading pauses until the response is done.
  *
  * Bytes arrive either straight from the worker's reused read buffer
  * (onread) or as fresh chunks; anything kept across reads is copied.
@@ -22,10 +23,15 @@ import {
   MethodNotAllowedError,
   NotFoundError,
   RequestTimeoutError,
-  ZproxyError,
+  type ZproxyError,
 } from '../../errors';
-import type { DirectResponse } from '../../config/types';
+import type { DirectResponse, RouteConfig } from '../../config/types';
 import { splitTarget } from '../../router/request-path';
+import { upstreamPath } from '../../router/rewrite';
+import type { RouteHit } from '../../router/compile';
+import { ProxyExchange, type ClientSide } from '../../proxy/proxy-exchange';
+import { forwardRequestHead } from '../../proxy/forward-head';
+import type { UpstreamGroup } from '../../upstream/upstreams';
 
 /** Rendered once per `respond` object of the (frozen) config. */
 const preparedDirect = new WeakMap<DirectResponse, PreparedResponse>();
@@ -36,24 +42,42 @@ function directResponse(respond: DirectResponse): PreparedResponse {
   return prepared;
 }
 
-/** What the current request will be answered with once its body has been read. */
-interface PendingAnswer {
-  response: PreparedResponse;
-  head: RequestHead;
+/** The client's address as X-Forwarded-For shows it (IPv4-mapped IPv6 as plain IPv4). */
+function clientIpOf(address: string): string {
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
 }
 
-export class Http1Session implements ProtocolSession {
+/** The header a consistent-hash balancer keys on, if any. */
+function hashHeaderOf(group: UpstreamGroup): string | null {
+  const key = group.config.hash_key;
+  if (group.config.load_balancing !== 'consistent_hash' || !key) return null;
+  return key.startsWith('cookie:') ? 'cookie' : key.slice('header:'.length).toLowerCase();
+}
+
+export class Http1Session implements ProtocolSession, ClientSide {
   /** Unparsed bytes kept between reads (a partial head, or pipelined requests). */
   private buffered: Buffer | null = null;
+  /** The current request's body, still arriving. */
   private body: BodyReader | null = null;
-  private answer: PendingAnswer | null = null;
+  /** A direct answer waiting for the request body to be read. */
+  private direct: PreparedResponse | null = null;
+  private exchange: ProxyExchange | null = null;
+  private requestKeepAlive = true;
+  private requestVersion: 0 | 1 = 1;
+  private requestMethod = 'GET';
+  private requestId = '';
   private closing = false;
   private draining = false;
+  private processing = false;
+  private pausedForUpstream = false;
+  private pausedForPipeline = false;
 
   constructor(
     private readonly conn: Connection,
     private readonly ctx: WorkerContext,
   ) {}
+
+  // --- ProtocolSession -------------------------------------------------------
 
   onData(buf: Buffer, start: number, end: number): void {
     if (this.closing) return;
@@ -67,9 +91,15 @@ export class Http1Session implements ProtocolSession {
   }
 
   onEnd(): void {
-    // A client that half-closes mid-request will never finish it.
-    if (this.body || this.buffered) return this.conn.close();
-    this.conn.socket.end();
+    // A client that half-closes mid-request will never finish it; one waiting for its response gets it.
+    if (this.body || (this.buffered && !this.exchange)) return this.conn.close();
+    if (!this.exchange) this.conn.socket.end();
+  }
+
+  onClose(): void {
+    this.closing = true;
+    this.exchange?.abort();
+    this.exchange = null;
   }
 
   drain(): void {
@@ -81,82 +111,200 @@ export class Http1Session implements ProtocolSession {
     this.fail(new RequestTimeoutError(), randomUUID());
   }
 
+  // --- ClientSide (what a ProxyExchange sees) ---------------------------------
+
+  get pendingBytes(): number {
+    return this.conn.socket.writableLength;
+  }
+
+  get keepAlive(): boolean {
+    return this.requestKeepAlive && !this.draining && !this.ctx.draining;
+  }
+
+  get versionMinor(): 0 | 1 {
+    return this.requestVersion;
+  }
+
+  write(data: Buffer, onFlushed?: () => void): void {
+    this.conn.socket.write(data, onFlushed);
+  }
+
+  pauseReading(): void {
+    this.pausedForUpstream = true;
+    this.conn.socket.pause();
+  }
+
+  resumeReading(): void {
+    this.pausedForUpstream = false;
+    this.maybeResume();
+  }
+
+  exchangeDone(close: boolean): void {
+    this.exchange = null;
+    if (close) return this.closeAfterWrite();
+    this.requestDone();
+  }
+
+  exchangeFailed(error: ZproxyError, close: boolean): void {
+    this.exchange = null;
+    this.ctx.log.debug({ code: error.code, detail: error.message }, 'proxied request failed');
+    const closeNow = close || !this.keepAlive;
+    this.writeResponse(prepareErrorResponse(error, this.requestId), closeNow);
+    if (closeNow) return this.closeAfterWrite();
+    this.requestDone();
+  }
+
+  abort(): void {
+    this.exchange = null;
+    this.conn.close();
+  }
+
+  // --- reading requests -------------------------------------------------------
+
   private process(buf: Buffer, start: number, end: number): void {
+    this.processing = true;
+    const shared = buf.buffer === this.ctx.readBuffer.buffer;
     let at = start;
     while (at < end && !this.closing) {
       if (this.body) {
-        at = this.readBody(buf, at, end);
+        at = this.readBody(buf, at, end, shared);
         continue;
+      }
+      if (this.exchange) {
+        // Pipelined bytes while a response is on its way: keep them, read no more until it is done.
+        this.buffered = Buffer.from(buf.subarray(at, end));
+        this.pausedForPipeline = true;
+        this.conn.socket.pause();
+        break;
       }
       this.conn.setReadingHead();
       const parsed = parseRequestHead(buf, at, end, { maxHeaderBytes: this.ctx.config.max_header_bytes });
       if (parsed.kind === 'incomplete') {
         this.buffered = Buffer.from(buf.subarray(at, end));
-        return;
+        break;
       }
       if (parsed.kind === 'error') {
-        const error = parsed.status === 431 ? new HeadersTooLargeError() : new BadRequestError(parsed.reason);
-        return this.fail(error, randomUUID());
+        this.fail(parsed.status === 431 ? new HeadersTooLargeError() : new BadRequestError(parsed.reason), randomUUID());
+        break;
       }
       at = parsed.headEnd;
       this.startRequest(parsed.head);
     }
+    this.processing = false;
   }
 
-  private readBody(buf: Buffer, start: number, end: number): number {
+  private readBody(buf: Buffer, start: number, end: number, shared: boolean): number {
     const { consumed, outcome } = this.body!.consume(buf, start, end);
     if ('error' in outcome) {
-      const requestId = this.requestIdOf(this.answer!.head);
-      const error = outcome.error === 'too_large' ? new BodyTooLargeError(outcome.detail) : new BadRequestError(outcome.detail);
-      this.fail(error, requestId);
+      this.fail(outcome.error === 'too_large' ? new BodyTooLargeError(outcome.detail) : new BadRequestError(outcome.detail), this.requestId);
       return end;
+    }
+    if (this.exchange && consumed > 0) {
+      const chunk = buf.subarray(start, start + consumed);
+      this.exchange.sendBody(shared ? Buffer.from(chunk) : chunk);
     }
     if (outcome.done) {
       this.body = null;
-      this.finishRequest();
+      if (this.exchange) this.exchange.requestBodyDone();
+      else if (this.direct) this.answerDirect();
     }
     return start + consumed;
   }
 
   private startRequest(head: RequestHead): void {
     this.conn.setActive();
-    const requestId = this.requestIdOf(head);
-    const { path } = splitTarget(head.target);
-    const match = this.ctx.router.match(head.method, head.host, path, (name) => head.getHeader(name) ?? undefined);
-    let response: PreparedResponse;
-    if (match.kind === 'bad_path') response = prepareErrorResponse(new BadPathError(), requestId);
-    else if (match.kind === 'not_found') response = prepareErrorResponse(new NotFoundError(), requestId);
-    else if (match.kind === 'method_not_allowed') {
-      response = prepareErrorResponse(new MethodNotAllowedError(), requestId, `allow: ${match.allow.join(', ')}\r\n`);
-    } else if (match.route.respond) response = directResponse(match.route.respond);
-    else response = prepareErrorResponse(new NotFoundError('upstream proxying is not available yet'), requestId);
+    this.requestKeepAlive = head.keepAlive;
+    this.requestVersion = head.versionMinor;
+    this.requestMethod = head.method;
+    const clientRequestId = head.getHeader('x-request-id');
+    this.requestId = clientRequestId ?? randomUUID();
 
-    this.answer = { response, head };
-    this.body = new BodyReader(head.contentLength, head.chunked, this.ctx.config.max_body_bytes);
-    if (this.body.declaredTooLarge) return this.fail(new BodyTooLargeError(), requestId);
-    if (this.body.done) {
-      this.body = null;
-      this.finishRequest();
-    } else if (head.expectContinue) {
-      this.conn.socket.write('HTTP/1.1 100 Continue\r\n\r\n');
+    const { path, query } = splitTarget(head.target);
+    const match = this.ctx.router.match(head.method, head.host, path, (name) => head.getHeader(name) ?? undefined);
+    const body = new BodyReader(head.contentLength, head.chunked, this.ctx.config.max_body_bytes);
+    if (body.declaredTooLarge) return this.fail(new BodyTooLargeError(), this.requestId);
+    this.body = body.done ? null : body;
+
+    if (match.kind === 'route' && match.route.upstream) {
+      const group = this.ctx.upstreams.group(match.index);
+      if (group) return this.startExchange(head, match, group, path, query, clientRequestId === null);
     }
+    let response: PreparedResponse;
+    if (match.kind === 'bad_path') response = prepareErrorResponse(new BadPathError(), this.requestId);
+    else if (match.kind === 'not_found') response = prepareErrorResponse(new NotFoundError(), this.requestId);
+    else if (match.kind === 'method_not_allowed') {
+      response = prepareErrorResponse(new MethodNotAllowedError(), this.requestId, `allow: ${match.allow.join(', ')}\r\n`);
+    } else response = directResponse(match.route.respond!);
+    this.direct = response;
+    if (!this.body) this.answerDirect();
+    else if (head.expectContinue) this.write(CONTINUE);
   }
 
-  /** The request was read in full: answer it, then wait for the next one or close. */
-  private finishRequest(): void {
-    const { response, head } = this.answer!;
-    this.answer = null;
-    const close = !head.keepAlive || this.draining || this.ctx.draining;
-    this.conn.socket.write(
+  private startExchange(head: RequestHead, match: RouteHit, group: UpstreamGroup, path: string, query: string, addRequestId: boolean): void {
+    const route: RouteConfig = match.route;
+    const hostFromTarget = !route.preserve_host || head.host === null;
+    const clientIp = clientIpOf(this.conn.remoteAddress);
+    const hashHeader = hashHeaderOf(group);
+    this.exchange = new ProxyExchange(this, this.ctx, route, group, {
+      method: head.method,
+      head: forwardRequestHead(head, {
+        path: upstreamPath(match, path, query),
+        hostFromTarget,
+        clientIp,
+        proto: 'http',
+        requestId: this.requestId,
+        addRequestId,
+      }),
+      hostFromTarget,
+      requestId: this.requestId,
+      hasBody: this.body !== null,
+      clientIp,
+      hashHeader,
+      hashValue: hashHeader === null ? undefined : (head.getHeaderJoined(hashHeader) ?? undefined),
+    });
+    // zproxy gives the 100 itself (Expect is not forwarded), as nginx does.
+    if (this.body && head.expectContinue) this.write(CONTINUE);
+    this.exchange.start();
+  }
+
+  // --- answering --------------------------------------------------------------
+
+  /** The request was read in full: give the direct answer, then wait for the next one or close. */
+  private answerDirect(): void {
+    const response = this.direct!;
+    this.direct = null;
+    const close = !this.keepAlive;
+    this.writeResponse(response, close);
+    if (close) return this.closeAfterWrite();
+    this.requestDone();
+  }
+
+  private writeResponse(response: PreparedResponse, close: boolean): void {
+    this.write(
       renderResponse(response, {
         date: this.ctx.httpDate,
         close,
-        keepAliveHeader: head.versionMinor === 0,
-        headOnly: head.method === 'HEAD',
+        keepAliveHeader: this.requestVersion === 0,
+        headOnly: this.requestMethod === 'HEAD',
       }),
     );
-    if (close) return this.closeAfterWrite();
+  }
+
+  /** Between requests: idle, then whatever the client pipelined. */
+  private requestDone(): void {
     this.conn.setIdle();
+    if (this.processing) return;
+    this.pausedForPipeline = false;
+    const pending = this.buffered;
+    if (pending) {
+      this.buffered = null;
+      this.process(pending, 0, pending.length);
+    }
+    this.maybeResume();
+  }
+
+  private maybeResume(): void {
+    if (!this.pausedForUpstream && !this.pausedForPipeline && !this.closing) this.conn.socket.resume();
   }
 
   /** Answers with an error and closes this connection only. */
@@ -164,12 +312,12 @@ export class Http1Session implements ProtocolSession {
     if (this.closing) return;
     this.ctx.log.debug({ code: error.code, remote: this.conn.remoteAddress, detail: error.message }, 'request rejected');
     this.body = null;
-    this.answer = null;
+    this.direct = null;
     this.buffered = null;
+    this.exchange?.abort();
+    this.exchange = null;
     this.conn.setActive();
-    this.conn.socket.write(
-      renderResponse(prepareErrorResponse(error, requestId), { date: this.ctx.httpDate, close: true, keepAliveHeader: false, headOnly: false }),
-    );
+    this.write(renderResponse(prepareErrorResponse(error, requestId), { date: this.ctx.httpDate, close: true, keepAliveHeader: false, headOnly: false }));
     this.closeAfterWrite();
   }
 
@@ -179,11 +327,9 @@ export class Http1Session implements ProtocolSession {
     // A client that never reads must not hold the connection open.
     this.conn.socket.setTimeout(this.ctx.config.connection_timeout_ms, () => this.conn.close());
   }
-
-  private requestIdOf(head: RequestHead): string {
-    return head.getHeader('x-request-id') ?? randomUUID();
-  }
 }
+
+const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
 
 export function openHttp1Session(conn: Connection, ctx: WorkerContext): ProtocolSession {
   return new Http1Session(conn, ctx);

@@ -1,0 +1,126 @@
+/**
+ * Builds the heads zproxy forwards, from the parsed ones, by copying the
+ * original header lines byte for byte (names keep their case and order)
+ * and leaving out what must not cross a proxy (SPEC §5):
+ * - hop-by-hop fields: Connection, every field it names, Keep-Alive,
+ *   Proxy-Connection, TE, Transfer-Encoding, Upgrade;
+ * - fields the proxy sets itself: X-Forwarded-Proto and X-Forwarded-Host
+ *   (never trusted from the client), X-Forwarded-For (appended to), Expect
+ *   (zproxy answers 100-continue itself).
+ * One Buffer is allocated per head; no header string is decoded unless it
+ * is needed (X-Forwarded-For, Host).
+ */
+import { STATUS_CODES } from 'node:http';
+import { equalsIgnoreCase } from '../protocol/http1/chars';
+import type { MessageHead } from '../protocol/http1/field-lines';
+import type { RequestHead } from '../protocol/http1/request-head';
+import type { ResponseHead } from '../protocol/http1/response-head';
+
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'transfer-encoding', 'upgrade'];
+const SET_BY_PROXY = ['x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-for', 'expect'];
+
+/** Names to drop, bucketed by length so most headers are rejected by one lookup. */
+function byLength(names: readonly string[]): (readonly string[] | undefined)[] {
+  const table: string[][] = [];
+  for (const name of names) (table[name.length] ??= []).push(name);
+  return table;
+}
+const REQUEST_DROP = byLength([...HOP_BY_HOP, ...SET_BY_PROXY]);
+const REQUEST_DROP_WITH_HOST = byLength([...HOP_BY_HOP, ...SET_BY_PROXY, 'host']);
+const RESPONSE_DROP = byLength(HOP_BY_HOP);
+
+function isNamed(head: MessageHead, i: number, names: readonly string[] | undefined): boolean {
+  if (names === undefined) return false;
+  const start = head.headers[i * 4];
+  const end = head.headers[i * 4 + 1];
+  for (let k = 0; k < names.length; k++) if (equalsIgnoreCase(head.buf, start, end, names[k])) return true;
+  return false;
+}
+
+/** Is header i one the proxy handles itself (not copied verbatim)? */
+function dropped(head: MessageHead, i: number, table: (readonly string[] | undefined)[]): boolean {
+  const length = head.headers[i * 4 + 1] - head.headers[i * 4];
+  return isNamed(head, i, table[length]) || (head.connectionTokens.length > 0 && isNamed(head, i, head.connectionTokens));
+}
+
+/** Copies header lines [from header i up to its CRLF] that survive into `out` at `at`; returns the new offset. */
+function copyKept(head: MessageHead, table: (readonly string[] | undefined)[], out: Buffer | null, at: number): number {
+  for (let i = 0; i < head.headerCount; i++) {
+    if (dropped(head, i, table)) continue;
+    const start = head.headers[i * 4];
+    const end = head.headerLineEnd(i);
+    if (out) head.buf.copy(out, at, start, end);
+    at += end - start;
+  }
+  return at;
+}
+
+function assemble(head: MessageHead, table: (readonly string[] | undefined)[], first: string, last: string): Buffer {
+  const keptBytes = copyKept(head, table, null, 0);
+  const out = Buffer.allocUnsafe(first.length + keptBytes + last.length);
+  let at = out.write(first, 0, 'latin1');
+  at = copyKept(head, table, out, at);
+  out.write(last, at, 'latin1');
+  return out;
+}
+
+export interface ForwardRequestOptions {
+  /** Path and query to send upstream (after strip_prefix/rewrite). */
+  path: string;
+  /**
+   * Leave the client's Host out and the head open (no final blank line): the
+   * caller appends `host: <target authority>` and the blank line once the
+   * target is chosen (preserve_host false, or an HTTP/1.0 client without Host).
+   */
+  hostFromTarget: boolean;
+  clientIp: string;
+  /** `http` or `https`: the scheme the client used. */
+  proto: string;
+  requestId: string;
+  /** Whether X-Request-Id must be added (the client sent none). */
+  addRequestId: boolean;
+}
+
+/** The upstream request head; framing (Content-Length or chunked) is kept as the client sent it. */
+export function forwardRequestHead(head: RequestHead, options: ForwardRequestOptions): Buffer {
+  const priorFor = head.getHeaderJoined('x-forwarded-for');
+  let extra = `x-forwarded-for: ${priorFor ? `${priorFor}, ${options.clientIp}` : options.clientIp}\r\nx-forwarded-proto: ${options.proto}\r\n`;
+  if (head.host !== null) extra += `x-forwarded-host: ${head.host}\r\n`;
+  if (options.addRequestId) extra += `x-request-id: ${options.requestId}\r\n`;
+  if (head.chunked) extra += 'transfer-encoding: chunked\r\n';
+  const table = options.hostFromTarget ? REQUEST_DROP_WITH_HOST : REQUEST_DROP;
+  return assemble(head, table, `${head.method} ${options.path} HTTP/1.1\r\n`, options.hostFromTarget ? extra : `${extra}\r\n`);
+}
+
+/** Closes an open head (see `hostFromTarget`) with the target's Host. */
+export function closeHeadWithHost(openHead: Buffer, authority: string): Buffer {
+  return Buffer.concat([openHead, Buffer.from(`host: ${authority}\r\n\r\n`, 'latin1')]);
+}
+
+export interface ForwardResponseOptions {
+  requestId: string;
+  /** Add X-Request-Id (the upstream response has none). */
+  addRequestId: boolean;
+  /** The body is relayed chunked to the client. */
+  chunked: boolean;
+  /** `Connection: close` (the client connection ends after this response). */
+  close: boolean;
+  /** An HTTP/1.0 client kept alive: say so. */
+  keepAliveHeader: boolean;
+}
+
+/** The client response head: always HTTP/1.1, status and reason as the upstream sent them. */
+export function forwardResponseHead(head: ResponseHead, options: ForwardResponseOptions): Buffer {
+  const reason = head.reasonEnd > head.reasonStart ? head.reason : (STATUS_CODES[head.status] ?? '');
+  let extra = '';
+  if (options.addRequestId) extra += `x-request-id: ${options.requestId}\r\n`;
+  if (options.chunked) extra += 'transfer-encoding: chunked\r\n';
+  if (options.close) extra += 'connection: close\r\n';
+  else if (options.keepAliveHeader) extra += 'connection: keep-alive\r\n';
+  return assemble(head, RESPONSE_DROP, `HTTP/1.1 ${head.status} ${reason}\r\n`, `${extra}\r\n`);
+}
+
+/** An interim (1xx) response relayed as is, minus hop-by-hop fields. */
+export function forwardInterimHead(head: ResponseHead): Buffer {
+  return assemble(head, RESPONSE_DROP, `HTTP/1.1 ${head.status} ${head.reason || STATUS_CODES[head.status] || ''}\r\n`, '\r\n');
+}

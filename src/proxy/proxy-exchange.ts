@@ -1,0 +1,267 @@
+/**
+ * One request proxied to an upstream over HTTP/1.1: picks a target with the
+ * route's balancer, takes a pooled connection, sends the head and streams
+ * the body, relays the response to the client, and decides retries.
+ *
+ * Retries (SPEC §5, issue 3): a connect failure is retried on another target
+ * up to the route's `retries`, since nothing was sent; a connection that
+ * resets before the response starts is retried only for idempotent requests
+ * whose body has not been streamed yet (a stale pooled connection once more,
+ * transparently). Nothing is retried once the response has started.
+ */
+import type { RouteConfig } from '../config/types';
+import type { WorkerContext } from '../server/worker-context';
+import type { UpstreamGroup } from '../upstream/upstreams';
+import type { Target } from '../upstream/target';
+import type { UpstreamConnection, UpstreamExchange, UpstreamFailure } from '../upstream/upstream-connection';
+import type { ResponseHead, BodyFraming } from '../protocol/http1/response-head';
+import { ChunkedDecoder } from '../protocol/http1/chunked';
+import { closeHeadWithHost, forwardInterimHead, forwardResponseHead } from './forward-head';
+import {
+  NoHealthyTargetError,
+  UpstreamBadResponseError,
+  UpstreamConnectError,
+  UpstreamResetError,
+  UpstreamTimeoutError,
+  type ZproxyError,
+} from '../errors';
+import type { BalancerInput } from '../balancer/balancer-base';
+
+/** The client side of an exchange (the HTTP/1 session). */
+export interface ClientSide {
+  write(data: Buffer, onFlushed?: () => void): void;
+  /** Bytes written to the client and not yet flushed. */
+  readonly pendingBytes: number;
+  /** The client may keep the connection after this response. */
+  readonly keepAlive: boolean;
+  readonly versionMinor: 0 | 1;
+  pauseReading(): void;
+  resumeReading(): void;
+  /** The exchange is over; the client connection closes after its last write if `close`. */
+  exchangeDone(close: boolean): void;
+  /** The exchange failed before any response byte: answer with `error`. */
+  exchangeFailed(error: ZproxyError, close: boolean): void;
+  /** The response broke off midway: the only honest signal left is closing the connection. */
+  abort(): void;
+}
+
+export interface ExchangeRequest {
+  readonly method: string;
+  /** The forwarded head; open (no Host, no blank line) when `hostFromTarget`. */
+  readonly head: Buffer;
+  readonly hostFromTarget: boolean;
+  readonly requestId: string;
+  readonly hasBody: boolean;
+  readonly clientIp: string;
+  /** The one request header a consistent-hash balancer reads (captured: the parsed head does not outlive the read). */
+  readonly hashHeader: string | null;
+  readonly hashValue: string | undefined;
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+
+export class ProxyExchange implements UpstreamExchange, BalancerInput {
+  readonly method: string;
+  readonly clientIp: string;
+  private target: Target | null = null;
+  private conn: UpstreamConnection | null = null;
+  private attempts = 0;
+  private staleRetried = false;
+  /** Body chunks written while the connection was still connecting (replayable); null once connected. */
+  private held: Buffer[] | null = null;
+  private bodyStreamed = false;
+  private requestComplete: boolean;
+  private responseStarted = false;
+  private closeClient = false;
+  private decoder: ChunkedDecoder | null = null;
+  private upstreamPaused = false;
+  /** Relayed body writes that still point into the connection's buffer. */
+  private relaysInFlight = 0;
+  private done = false;
+
+  constructor(
+    private readonly client: ClientSide,
+    private readonly ctx: WorkerContext,
+    private readonly route: RouteConfig,
+    private readonly group: UpstreamGroup,
+    private readonly request: ExchangeRequest,
+  ) {
+    this.method = request.method;
+    this.clientIp = request.clientIp;
+    this.requestComplete = !request.hasBody;
+  }
+
+  getHeader(lowerName: string): string | undefined {
+    return lowerName === this.request.hashHeader ? this.request.hashValue : undefined;
+  }
+
+  start(): void {
+    this.attempt(null);
+  }
+
+  /** Raw request body bytes, framing included, in memory the exchange may keep. */
+  sendBody(chunk: Buffer): void {
+    if (this.done || !this.conn) return;
+    if (this.held) this.held.push(chunk);
+    else this.bodyStreamed = true;
+    if (!this.conn.write(chunk)) this.client.pauseReading();
+  }
+
+  requestBodyDone(): void {
+    this.requestComplete = true;
+  }
+
+  /** The client went away: cancel the upstream request. */
+  abort(): void {
+    if (this.done) return;
+    this.done = true;
+    this.target?.end();
+    this.conn?.destroy();
+    this.conn = null;
+  }
+
+  // --- UpstreamExchange: what the connection reports -----------------------
+
+  onConnected(): void {
+    this.held = null;
+  }
+
+  onWritable(): void {
+    this.client.resumeReading();
+  }
+
+  onInterim(head: ResponseHead): void {
+    // 100 Continue was already given by zproxy itself (Expect is not forwarded).
+    if (head.status === 100 || this.client.versionMinor === 0) return;
+    this.client.write(forwardInterimHead(head));
+  }
+
+  onResponseHead(head: ResponseHead, framing: BodyFraming): void {
+    this.responseStarted = true;
+    const http10 = this.client.versionMinor === 0;
+    this.closeClient = !this.client.keepAlive || this.ctx.draining || framing === 'close' || !this.requestComplete || (http10 && framing === 'chunked');
+    if (http10 && framing === 'chunked') {
+      this.decoder = new ChunkedDecoder({ onData: (buf, start, end) => this.relay(buf.subarray(start, end)) });
+    }
+    this.client.write(
+      forwardResponseHead(head, {
+        requestId: this.request.requestId,
+        addRequestId: head.indexOfHeader('x-request-id') < 0,
+        chunked: framing === 'chunked' && !http10,
+        close: this.closeClient,
+        keepAliveHeader: http10 && !this.closeClient,
+      }),
+    );
+  }
+
+  onResponseBody(buf: Buffer, start: number, end: number): void {
+    if (this.decoder) this.decoder.push(buf, start, end);
+    else this.relay(buf.subarray(start, end));
+  }
+
+  onResponseEnd(): void {
+    if (this.done) return;
+    this.done = true;
+    const target = this.target!;
+    target.recordSuccess();
+    target.end();
+    if (!this.requestComplete) this.conn!.spoil();
+    // The connection's buffer may still back a client write: hand it back once flushed.
+    if (this.relaysInFlight === 0) this.releaseConnection();
+    this.client.exchangeDone(this.closeClient);
+  }
+
+  onUpstreamError(failure: UpstreamFailure, error: Error): void {
+    if (this.done) return;
+    const target = this.target!;
+    const reused = this.conn !== null && this.conn.requests > 1;
+    this.conn = null;
+    target.end();
+    if (failure !== 'bad_response') target.recordFailure(Date.now());
+    this.ctx.log.debug({ failure, err: error, target: target.url, attempt: this.attempts }, 'upstream exchange failed');
+    if (this.responseStarted) {
+      this.done = true;
+      return this.client.abort();
+    }
+    if (this.mayRetry(failure, reused)) return this.attempt(target);
+    this.done = true;
+    this.client.exchangeFailed(errorFor(failure, error), !this.requestComplete);
+  }
+
+  // --- internals -------------------------------------------------------------
+
+  private attempt(exclude: Target | null): void {
+    const target = this.group.balancer.pick(this, exclude);
+    if (!target) {
+      this.done = true;
+      return this.client.exchangeFailed(new NoHealthyTargetError(), !this.requestComplete);
+    }
+    this.attempts++;
+    this.target = target;
+    target.begin();
+    const conn = this.ctx.upstreams.pool(target).acquire();
+    this.conn = conn;
+    const replay = this.held;
+    this.held = conn.state === 'connecting' ? [] : null;
+    conn.assign(this, this.route.timeout_ms);
+    conn.write(this.request.hostFromTarget ? closeHeadWithHost(this.request.head, target.authority) : this.request.head);
+    if (replay) for (const chunk of replay) this.sendBody(chunk);
+  }
+
+  private mayRetry(failure: UpstreamFailure, reused: boolean): boolean {
+    if (failure === 'connect') return this.attempts <= this.route.retries;
+    if (failure !== 'reset' || this.bodyStreamed || !IDEMPOTENT.has(this.method)) return false;
+    if (reused && !this.staleRetried) {
+      // A pooled connection the upstream had already closed: once more on a fresh one, uncounted.
+      this.staleRetried = true;
+      this.attempts--;
+      return true;
+    }
+    return this.attempts <= this.route.retries;
+  }
+
+  /** Relays body bytes that live in the upstream connection's buffer, pausing it until the client has them. */
+  private relay(chunk: Buffer): void {
+    this.relaysInFlight++;
+    this.client.write(chunk, this.onClientFlushed);
+    if (this.client.pendingBytes > 0 && !this.upstreamPaused && this.conn) {
+      this.upstreamPaused = true;
+      this.conn.pause();
+    }
+  }
+
+  private readonly onClientFlushed = (): void => {
+    this.relaysInFlight--;
+    if (this.done) {
+      if (this.relaysInFlight === 0) this.releaseConnection();
+      return;
+    }
+    if (this.client.pendingBytes > 0) return;
+    if (this.upstreamPaused) {
+      this.upstreamPaused = false;
+      this.conn?.resume();
+    }
+  };
+
+  private releaseConnection(): void {
+    const conn = this.conn;
+    if (!conn) return;
+    this.conn = null;
+    if (this.upstreamPaused) conn.resume();
+    this.ctx.upstreams.pool(this.target!).release(conn);
+  }
+}
+
+function errorFor(failure: UpstreamFailure, error: Error): ZproxyError {
+  const detail = (error as NodeJS.ErrnoException).code ?? error.message;
+  switch (failure) {
+    case 'connect':
+      return new UpstreamConnectError(detail);
+    case 'timeout':
+      return new UpstreamTimeoutError();
+    case 'bad_response':
+      return new UpstreamBadResponseError(error.message);
+    default:
+      return new UpstreamResetError(detail);
+  }
+}

@@ -1,0 +1,265 @@
+/**
+ * One pooled HTTP/1.1 connection to an upstream target: a small state
+ * machine (connecting -> idle <-> busy -> closed) that writes a request,
+ * parses the response head once, and relays the response body as raw bytes
+ * to the exchange that owns it.
+ *
+ * It reads into its own buffer (onread), reused for every read of its life;
+ * the exchange pauses it while the client still holds unwritten bytes of
+ * that buffer, so nothing is copied on the way to the client.
+ */
+import net from 'node:net';
+import { parseResponseHead, type ResponseHead, type BodyFraming } from '../protocol/http1/response-head';
+import { ChunkedDecoder } from '../protocol/http1/chunked';
+
+export type UpstreamState = 'connecting' | 'idle' | 'busy' | 'closed';
+
+/** Where an upstream failure happened: decides retries and the status the client sees. */
+export type UpstreamFailure =
+  | 'connect' // never connected (refused, unreachable, connect timeout)
+  | 'reset' // closed or reset before any byte of the response
+  | 'timeout' // no response within the route's timeout
+  | 'bad_response' // an invalid response head or body framing
+  | 'truncated'; // closed in the middle of the response body
+
+/** What the connection reports to the request it carries. */
+export interface UpstreamExchange {
+  readonly method: string;
+  /** The socket connected (only for new connections). */
+  onConnected(): void;
+  /** The socket's write queue drained. */
+  onWritable(): void;
+  onInterim(head: ResponseHead): void;
+  /** The response head; `buf[bodyStart..]` continues with body bytes, delivered next. */
+  onResponseHead(head: ResponseHead, framing: BodyFraming): void;
+  /** Raw body bytes (framing included for chunked); valid only during the call. */
+  onResponseBody(buf: Buffer, start: number, end: number): void;
+  /** The response is complete; `reusable` tells whether the connection may serve another request. */
+  onResponseEnd(): void;
+  onUpstreamError(failure: UpstreamFailure, error: Error): void;
+}
+
+/** Largest upstream response head accepted. */
+const MAX_RESPONSE_HEAD_BYTES = 64 * 1024;
+
+export class UpstreamConnection {
+  state: UpstreamState = 'connecting';
+  /** Requests this connection has carried (so a failure on a reused one can be told apart). */
+  requests = 0;
+  /** When it became idle (ms), for the pool's keep-alive timeout. */
+  idleSince = 0;
+  readonly socket: net.Socket;
+  private exchange: UpstreamExchange | null = null;
+  private partialHead: Buffer | null = null;
+  private framing: BodyFraming = 'none';
+  private remaining = 0;
+  private chunked: ChunkedDecoder | null = null;
+  private responseStarted = false;
+  private reusable = true;
+
+  constructor(
+    host: string,
+    port: number,
+    readBuffer: Buffer,
+    connectTimeoutMs: number,
+    private readonly onClosed: (conn: UpstreamConnection) => void,
+  ) {
+    this.socket = net.connect({
+      host,
+      port,
+      noDelay: true,
+      onread: { buffer: readBuffer, callback: (n: number, buf: Buffer) => this.onRead(buf, n) },
+    } as unknown as net.NetConnectOpts);
+    this.socket.setTimeout(connectTimeoutMs);
+    this.socket.on('connect', () => this.onConnect());
+    this.socket.on('drain', () => this.exchange?.onWritable());
+    this.socket.on('timeout', () => this.onTimeout());
+    this.socket.on('error', (err) => this.fail(this.failureNow(), err));
+    this.socket.on('end', () => this.onEnd());
+    this.socket.on('close', () => this.onClose());
+  }
+
+  /** Carries `exchange` from now on. */
+  assign(exchange: UpstreamExchange, responseTimeoutMs: number): void {
+    this.exchange = exchange;
+    this.requests++;
+    this.responseStarted = false;
+    this.reusable = true;
+    this.timeoutMs = responseTimeoutMs;
+    if (this.state === 'idle') {
+      this.state = 'busy';
+      this.socket.setTimeout(responseTimeoutMs);
+    }
+  }
+
+  write(data: Buffer): boolean {
+    return this.socket.write(data);
+  }
+
+  /** Back to the pool: no exchange, no timeout (the pool times idle connections out). */
+  release(): boolean {
+    this.exchange = null;
+    if (!this.reusable || this.state !== 'busy') return false;
+    this.state = 'idle';
+    this.idleSince = Date.now();
+    this.socket.setTimeout(0);
+    return true;
+  }
+
+  /** The request was not fully sent, or the exchange was abandoned: never reuse. */
+  spoil(): void {
+    this.reusable = false;
+  }
+
+  destroy(): void {
+    this.exchange = null;
+    this.socket.destroy();
+  }
+
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
+  private timeoutMs = 0;
+
+  private onConnect(): void {
+    if (this.state !== 'connecting') return;
+    this.state = this.exchange ? 'busy' : 'idle';
+    this.socket.setTimeout(this.exchange ? this.timeoutMs : 0);
+    this.exchange?.onConnected();
+  }
+
+  private onTimeout(): void {
+    if (this.state === 'connecting') return this.fail('connect', Object.assign(new Error('upstream connect timed out'), { code: 'ETIMEDOUT' }));
+    if (this.state === 'busy') return this.fail('timeout', Object.assign(new Error('upstream response timed out'), { code: 'ETIMEDOUT' }));
+  }
+
+  private failureNow(): UpstreamFailure {
+    if (this.state === 'connecting') return 'connect';
+    return this.responseStarted ? 'truncated' : 'reset';
+  }
+
+  private onEnd(): void {
+    // Read-until-close bodies end here; anything else half-done is a failure.
+    if (this.state === 'busy' && this.responseStarted && this.framing === 'close' && this.partialHead === null) {
+      this.reusable = false;
+      return this.finishResponse();
+    }
+    if (this.state === 'busy') return this.fail(this.failureNow(), new Error('upstream closed the connection'));
+    this.socket.destroy();
+  }
+
+  private onClose(): void {
+    const exchange = this.exchange;
+    const failure = this.failureNow();
+    const wasBusy = this.state === 'busy' || this.state === 'connecting';
+    this.state = 'closed';
+    this.exchange = null;
+    this.onClosed(this);
+    if (exchange && wasBusy) exchange.onUpstreamError(failure, new Error('upstream connection closed'));
+  }
+
+  private fail(failure: UpstreamFailure, error: Error): void {
+    const exchange = this.exchange;
+    this.exchange = null;
+    this.reusable = false;
+    this.socket.destroy();
+    exchange?.onUpstreamError(failure, error);
+  }
+
+  private onRead(buf: Buffer, n: number): void {
+    if (this.state !== 'busy' || !this.exchange) {
+      // Bytes nobody asked for: the connection's framing can no longer be trusted.
+      return this.fail('bad_response', new Error('unexpected bytes from an idle upstream connection'));
+    }
+    let at = 0;
+    if (!this.responseStarted || this.partialHead) {
+      at = this.readHead(buf, n);
+      if (at < 0) return;
+    }
+    if (at < n) this.readBody(buf, at, n);
+  }
+
+  /** Parses (interim and final) heads; returns where the body starts, or -1 to wait or stop. */
+  private readHead(buf: Buffer, n: number): number {
+    let data = buf;
+    let start = 0;
+    let end = n;
+    if (this.partialHead) {
+      data = Buffer.concat([this.partialHead, buf.subarray(0, n)]);
+      end = data.length;
+      this.partialHead = null;
+    }
+    for (;;) {
+      const parsed = parseResponseHead(data, start, end, { maxHeaderBytes: MAX_RESPONSE_HEAD_BYTES });
+      if (parsed.kind === 'incomplete') {
+        this.partialHead = Buffer.from(data.subarray(start, end));
+        this.responseStarted = true;
+        return -1;
+      }
+      if (parsed.kind === 'error') {
+        this.fail('bad_response', new Error(`invalid upstream response: ${parsed.reason}`));
+        return -1;
+      }
+      this.responseStarted = true;
+      const head = parsed.head;
+      if (head.status >= 100 && head.status < 200 && head.status !== 101) {
+        this.exchange!.onInterim(head);
+        start = parsed.headEnd;
+        if (start === end) return -1;
+        continue;
+      }
+      this.startBody(head);
+      if (!this.exchange) return -1;
+      if (data !== buf) {
+        // The head spanned reads: deliver the rest of the joined copy now.
+        if (parsed.headEnd < end) this.readBody(data, parsed.headEnd, end);
+        return -1;
+      }
+      return parsed.headEnd;
+    }
+  }
+
+  private startBody(head: ResponseHead): void {
+    const exchange = this.exchange!;
+    this.framing = head.bodyFraming(exchange.method);
+    if (!head.reusable(exchange.method)) this.reusable = false;
+    this.remaining = this.framing === 'length' ? (head.contentLength ?? 0) : 0;
+    this.chunked = this.framing === 'chunked' ? new ChunkedDecoder() : null;
+    exchange.onResponseHead(head, this.framing);
+    if (this.framing === 'none' || (this.framing === 'length' && this.remaining === 0)) this.finishResponse();
+  }
+
+  private readBody(buf: Buffer, start: number, end: number): void {
+    const exchange = this.exchange;
+    if (!exchange) return;
+    let take = end - start;
+    if (this.framing === 'length') {
+      take = Math.min(take, this.remaining);
+      this.remaining -= take;
+    } else if (this.chunked) {
+      const result = this.chunked.push(buf, start, end);
+      if (result.error) return this.fail('bad_response', new Error(`invalid chunked body from upstream: ${result.error}`));
+      take = result.consumed;
+    } else if (this.framing === 'none') {
+      take = 0;
+    }
+    if (take > 0) exchange.onResponseBody(buf, start, start + take);
+    const complete = this.framing === 'length' ? this.remaining === 0 : this.chunked ? this.chunked.done : false;
+    if (complete) {
+      if (start + take < end) this.reusable = false; // bytes past the response: do not trust this connection again
+      this.finishResponse();
+    }
+  }
+
+  private finishResponse(): void {
+    const exchange = this.exchange;
+    this.chunked = null;
+    this.responseStarted = false;
+    exchange?.onResponseEnd();
+  }
+}
