@@ -89,8 +89,20 @@ function parseFields(lines: string[]): Array<[string, string]> {
 export class UpstreamConnection {
   readonly id: number;
   readonly socket: net.Socket;
+  private receivedChunks: Buffer[] = [];
+  private receivedLength = 0;
   /** Every byte received on this connection. */
-  received: Buffer = Buffer.alloc(0);
+  get received(): Buffer {
+    if (this.receivedChunks.length > 1) this.receivedChunks = [Buffer.concat(this.receivedChunks)];
+    return this.receivedChunks[0] ?? Buffer.alloc(0);
+  }
+  get receivedBytes(): number {
+    return this.receivedLength;
+  }
+  addReceived(chunk: Buffer): void {
+    this.receivedChunks.push(chunk);
+    this.receivedLength += chunk.length;
+  }
   requests: RecordedRequest[] = [];
   closedAt: number | null = null;
   /** Resolves when the socket closes (either side). */
@@ -308,7 +320,7 @@ export class RecordingUpstream {
 
   /** Every byte received, over all connections. */
   get bytesReceived(): number {
-    return this.connections.reduce((sum, c) => sum + c.received.length, 0);
+    return this.connections.reduce((sum, c) => sum + c.receivedBytes, 0);
   }
 
   /** All bytes received, concatenated in connection order (latin1). */
@@ -504,9 +516,17 @@ export class RecordingUpstream {
         }
       }
     };
+    // Chunks not yet joined into `buffer` (a large Content-Length body is joined once, when complete).
+    let waiting: Buffer[] = [];
+    let waitingBytes = 0;
     socket.on('data', (chunk: Buffer) => {
-      conn.received = Buffer.concat([conn.received, chunk]);
-      buffer = buffer.length === 0 ? chunk : Buffer.concat([buffer, chunk]);
+      conn.addReceived(chunk);
+      waiting.push(chunk);
+      waitingBytes += chunk.length;
+      if (state === 'body' && current && !current.chunked && buffer.length + waitingBytes < current.start + current.length) return;
+      buffer = buffer.length === 0 && waiting.length === 1 ? waiting[0] : Buffer.concat([buffer, ...waiting]);
+      waiting = [];
+      waitingBytes = 0;
       if (idleTimer && pending === 0 && state === 'head') {
         clearTimeout(idleTimer);
         idleTimer = null;
