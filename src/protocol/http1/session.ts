@@ -91,9 +91,9 @@ export class Http1Session implements ProtocolSession, ClientSide {
   }
 
   onEnd(): void {
-    // A client that half-closes mid-request will never finish it; one waiting for its response gets it.
-    if (this.body || (this.buffered && !this.exchange)) return this.conn.close();
-    if (!this.exchange) this.conn.socket.end();
+    // The client is gone (or half-closed, which nginx treats the same): whatever is in flight is abandoned.
+    if (this.body || this.buffered || this.exchange) return this.conn.close();
+    this.conn.socket.end();
   }
 
   onClose(): void {
