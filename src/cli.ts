@@ -8,9 +8,10 @@ import { defaultConfigPath, readConfigFile } from './config/load';
 import { Server } from './server/server';
 
 const USAGE = `Usage:
-  zproxy start [--config FILE] [--port N] [--threads N]
+  zproxy start [--config FILE] [--upstream URL] [--port N] [--threads N]
       Start the proxy. Without --config, the embedded default config/zproxy.json
       (a welcome response on / and the admin API on 127.0.0.1:9901).
+      --upstream URL replaces the routes with one catch-all route to URL.
       SIGTERM/SIGINT drain and exit 0; a second signal exits at once (1);
       SIGHUP reloads routes and middleware from the config file.
   zproxy validate FILE
@@ -25,6 +26,7 @@ Environment:
 
 interface StartFlags {
   config?: string;
+  upstream?: string;
   port?: number;
   threads?: number;
 }
@@ -37,6 +39,7 @@ function parseStartFlags(args: string[]): StartFlags {
     if (value === undefined) throw new UsageError(`${flag} needs a value`);
     i++;
     if (flag === '--config') flags.config = value;
+    else if (flag === '--upstream') flags.upstream = value;
     else if (flag === '--port') flags.port = parseInteger(flag, value);
     else if (flag === '--threads') flags.threads = parseInteger(flag, value);
     else throw new UsageError(`unknown option ${flag}`);
@@ -55,13 +58,14 @@ class UsageError extends Error {}
 function configFor(flags: StartFlags) {
   const file = flags.config ?? defaultConfigPath();
   const config = readConfigFile(file);
-  if (flags.port === undefined && flags.threads === undefined) return { file, config };
+  if (flags.port === undefined && flags.threads === undefined && flags.upstream === undefined) return { file, config };
   return {
     file,
     config: loadConfig({
       ...config,
       ...(flags.port !== undefined && { port: flags.port }),
       ...(flags.threads !== undefined && { thread_count: flags.threads }),
+      ...(flags.upstream !== undefined && { routes: [{ path: '/', upstream: flags.upstream }] }),
     }),
   };
 }

@@ -51,7 +51,6 @@ export const errorSpecs = {
   ZP_ERR_UPSTREAM_BAD_RESPONSE: { status: 502, side: 'upstream', retryable: false, message: 'upstream sent an invalid response' },
   ZP_ERR_NO_HEALTHY_TARGET: { status: 503, side: 'upstream', retryable: false, message: 'no healthy upstream target' },
   ZP_ERR_UPSTREAM_TIMEOUT: { status: 504, side: 'upstream', retryable: false, message: 'upstream did not respond in time' },
-  ZP_ERR_DRAINING: { status: 503, side: 'internal', retryable: true, message: 'the proxy is shutting down' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorSpecs;
@@ -64,7 +63,6 @@ export const RequestTimeoutError = defineError('ZP_ERR_REQUEST_TIMEOUT', errorSp
 export const BodyTooLargeError = defineError('ZP_ERR_BODY_TOO_LARGE', errorSpecs.ZP_ERR_BODY_TOO_LARGE);
 export const HeadersTooLargeError = defineError('ZP_ERR_HEADERS_TOO_LARGE', errorSpecs.ZP_ERR_HEADERS_TOO_LARGE);
 export const InternalError = defineError('ZP_ERR_INTERNAL', errorSpecs.ZP_ERR_INTERNAL);
-export const DrainingError = defineError('ZP_ERR_DRAINING', errorSpecs.ZP_ERR_DRAINING);
 export const UpstreamConnectError = defineError('ZP_ERR_UPSTREAM_CONNECT', errorSpecs.ZP_ERR_UPSTREAM_CONNECT);
 export const UpstreamResetError = defineError('ZP_ERR_UPSTREAM_RESET', errorSpecs.ZP_ERR_UPSTREAM_RESET);
 export const UpstreamBadResponseError = defineError('ZP_ERR_UPSTREAM_BAD_RESPONSE', errorSpecs.ZP_ERR_UPSTREAM_BAD_RESPONSE);

@@ -20,6 +20,7 @@ import {
   BadRequestError,
   BodyTooLargeError,
   HeadersTooLargeError,
+  InternalError,
   MethodNotAllowedError,
   NotFoundError,
   RequestTimeoutError,
@@ -188,7 +189,13 @@ export class Http1Session implements ProtocolSession, ClientSide {
         break;
       }
       at = parsed.headEnd;
-      this.startRequest(parsed.head);
+      try {
+        this.startRequest(parsed.head);
+      } catch (err) {
+        // A bug must cost one request, not the worker.
+        this.ctx.log.error({ err }, 'request handling failed');
+        this.fail(new InternalError(), this.requestId);
+      }
     }
     this.processing = false;
   }
