@@ -1,0 +1,162 @@
+/**
+ * Target health over real upstreams: passive ejection after max_fails (with
+ * no client-visible errors for idempotent requests, and the target back
+ * after fail_timeout_ms), active health checks taking a target out and
+ * bringing it back, and 503 JSON when no target is left.
+ */
+import type { Server } from '../dist/index';
+import { startProxy } from './helpers/server';
+import {
+  RawClient,
+  RecordingUpstream,
+  closeAll,
+  errorBody,
+  refusedPort,
+  requestHead,
+  sleep,
+  startRecordingUpstream,
+} from './helpers/upstreams';
+
+let proxies: Server[] = [];
+
+afterEach(async () => {
+  await closeAll();
+  await Promise.all(proxies.map((p) => p.stop()));
+  proxies = [];
+});
+
+async function proxyFor(routes: unknown[], extra: Record<string, unknown> = {}): Promise<number> {
+  const proxy = await startProxy({ drain_timeout_ms: 1000, routes, ...extra }, false);
+  proxies.push(proxy);
+  return proxy.address().port;
+}
+
+/** Requests spread over `connections` keep-alive connections; the statuses. */
+async function burst(port: number, path: string, n: number, connections = 4): Promise<number[]> {
+  const statuses: number[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: connections }, async () => {
+      const client = await RawClient.open(port);
+      try {
+        while (next < n) {
+          next++;
+          if (client.closed) break;
+          client.write(requestHead('GET', path, []));
+          statuses.push((await client.response('GET', 8000)).status);
+        }
+      } finally {
+        client.destroy();
+      }
+    }),
+  );
+  return statuses;
+}
+
+const traffic = (up: RecordingUpstream, from = 0) => up.requests.slice(from).filter((r) => !r.target.startsWith('/healthz')).length;
+
+test('a target taken down is ejected after max_fails; idempotent requests see no error; it is back after fail_timeout_ms', async () => {
+  const ups = await Promise.all([startRecordingUpstream(), startRecordingUpstream(), startRecordingUpstream()]);
+  const [a, b, c] = ups;
+  const port = await proxyFor([{ path: '/', upstream: { targets: ups.map((u) => ({ url: u.url })), max_fails: 2, fail_timeout_ms: 2000 } }]);
+
+  const warm = await burst(port, '/warm', 30);
+  expect(warm.every((s) => s === 200)).toBe(true);
+  expect(traffic(c)).toBeGreaterThan(0);
+
+  const cPort = c.port;
+  await c.close();
+  const down = await burst(port, '/down', 60, 6);
+  expect(down.filter((s) => s !== 200)).toEqual([]);
+
+  // c listens again at once, but it is ejected: no traffic until fail_timeout_ms has passed.
+  const c2 = await new RecordingUpstream().listen(cPort);
+  const aBefore = traffic(a);
+  const bBefore = traffic(b);
+  const during = await burst(port, '/ejected', 30, 3);
+  expect(during.every((s) => s === 200)).toBe(true);
+  expect(traffic(c2)).toBe(0);
+  expect(traffic(a) - aBefore + traffic(b) - bBefore).toBe(30);
+
+  await sleep(2300);
+  const after = await burst(port, '/after', 60, 3);
+  expect(after.every((s) => s === 200)).toBe(true);
+  expect(traffic(c2)).toBeGreaterThan(0);
+}, 20_000);
+
+test('active health checks take a target answering 500 out, and bring it back on 200', async () => {
+  let sick = false;
+  const a = await startRecordingUpstream();
+  const b = await startRecordingUpstream((req, res) => {
+    if (req.target.startsWith('/healthz')) return res.send(sick ? 500 : 200, [], sick ? 'sick' : 'ok');
+    res.send(200, [], 'b');
+  });
+  const port = await proxyFor([
+    {
+      path: '/',
+      upstream: {
+        targets: [{ url: a.url }, { url: b.url }],
+        health_check: { interval_ms: 100, timeout_ms: 90, path: '/healthz', unhealthy_threshold: 2, healthy_threshold: 2 },
+      },
+    },
+  ]);
+  const checksSince = (from: number) => b.requests.slice(from).filter((r) => r.target.startsWith('/healthz')).length;
+  // Checks run with the documented GET and User-Agent.
+  await b.waitForRequests(1, 3000);
+  const check = b.requests.find((r) => r.target.startsWith('/healthz'))!;
+  expect(check.method).toBe('GET');
+
+  expect((await burst(port, '/x', 20)).every((s) => s === 200)).toBe(true);
+  expect(traffic(b)).toBeGreaterThan(0);
+
+  sick = true;
+  let mark = b.requests.length;
+  // Two failed checks (unhealthy_threshold) plus one interval of slack.
+  for (const start = Date.now(); checksSince(mark) < 3 && Date.now() - start < 5000; ) await sleep(50);
+  await sleep(150);
+  let before = traffic(b);
+  expect((await burst(port, '/x', 40)).every((s) => s === 200)).toBe(true);
+  expect(traffic(b) - before).toBe(0);
+
+  sick = false;
+  mark = b.requests.length;
+  for (const start = Date.now(); checksSince(mark) < 3 && Date.now() - start < 5000; ) await sleep(50);
+  await sleep(150);
+  before = traffic(b);
+  expect((await burst(port, '/x', 40)).every((s) => s === 200)).toBe(true);
+  expect(traffic(b) - before).toBeGreaterThan(0);
+}, 20_000);
+
+test('no healthy target (active checks): 503 with a JSON error body', async () => {
+  const a = await startRecordingUpstream((req, res) => res.send(req.target.startsWith('/healthz') ? 503 : 200, [], 'x'));
+  const port = await proxyFor([
+    { path: '/', upstream: { targets: [{ url: a.url }], health_check: { interval_ms: 100, timeout_ms: 90, path: '/healthz', unhealthy_threshold: 1 } } },
+  ]);
+  for (const start = Date.now(); a.requests.filter((r) => r.target === '/healthz').length < 2 && Date.now() - start < 5000; ) await sleep(50);
+  await sleep(100);
+  const before = traffic(a);
+  const client = await RawClient.open(port);
+  client.write(requestHead('GET', '/x', [['X-Request-Id', 'all-down-1']]));
+  const res = await client.response();
+  expect(res.status).toBe(503);
+  expect(errorBody(res)).toMatchObject({ status: 503, request_id: 'all-down-1' });
+  expect(typeof errorBody(res).error).toBe('string');
+  expect(traffic(a)).toBe(before);
+  client.destroy();
+});
+
+test('all targets down (connections refused): 502 while they are tried, then 503 once all are ejected; never a hang', async () => {
+  const ports = [await refusedPort(), await refusedPort()];
+  const port = await proxyFor([{ path: '/', upstream: { targets: ports.map((p) => ({ url: `http://127.0.0.1:${p}` })), max_fails: 1, fail_timeout_ms: 10_000 } }], { thread_count: 1 });
+  const statuses: number[] = [];
+  for (let i = 0; i < 6; i++) {
+    const client = await RawClient.open(port);
+    client.write(requestHead('GET', '/x', []));
+    const res = await client.response('GET', 8000);
+    statuses.push(res.status);
+    if (res.status === 503) expect(errorBody(res)).toMatchObject({ status: 503 });
+    client.destroy();
+  }
+  expect(statuses.every((s) => s === 502 || s === 503)).toBe(true);
+  expect(statuses[statuses.length - 1]).toBe(503);
+});
