@@ -276,6 +276,8 @@ export interface RecordingOptions {
   handler?: Handler;
   /** Close connections idle (between requests) for this long. */
   idleCloseMs?: number;
+  /** How idle connections are closed: FIN (default) or RST. */
+  idleCloseHow?: 'fin' | 'reset';
   /** Answer `Expect: 100-continue` with 100 Continue as soon as the head arrives (default true). */
   autoContinue?: boolean;
 }
@@ -394,7 +396,8 @@ export class RecordingUpstream {
       if (this.options.idleCloseMs !== undefined && pending === 0 && !gone) {
         idleTimer = setTimeout(() => {
           conn.markLocalClose();
-          socket.end();
+          if (this.options.idleCloseHow === 'reset') socket.resetAndDestroy();
+          else socket.end();
         }, this.options.idleCloseMs);
       }
     };
