@@ -1,0 +1,129 @@
+/**
+ * Upstream timeouts: connect timeout (a loopback port whose accept queue is
+ * full, so SYNs go unanswered) → 502 or a retry elsewhere; the route's
+ * timeout_ms → 504; idle pooled connections closed after keepalive_timeout_ms.
+ * Only generous upper bounds on time.
+ */
+import type { Server } from '../dist/index';
+import { startProxy } from './helpers/server';
+import { RawClient, closeAll, errorBody, requestHead, sleep, startBlackhole, startRecordingUpstream } from './helpers/upstreams';
+
+let proxies: Server[] = [];
+
+afterEach(async () => {
+  await closeAll();
+  await Promise.all(proxies.map((p) => p.stop()));
+  proxies = [];
+});
+
+async function proxyFor(routes: unknown[], extra: Record<string, unknown> = {}): Promise<number> {
+  const proxy = await startProxy({ drain_timeout_ms: 1000, routes, ...extra }, false);
+  proxies.push(proxy);
+  return proxy.address().port;
+}
+
+test('connect timeout (upstream_connect_timeout_ms) → 502 with a JSON body', async () => {
+  const hole = await startBlackhole();
+  const port = await proxyFor([{ path: '/', retries: 0, upstream: hole.url }], { upstream_connect_timeout_ms: 300 });
+  const client = await RawClient.open(port);
+  const started = Date.now();
+  client.write(requestHead('GET', '/', [['X-Request-Id', 'ct-1']]));
+  const res = await client.response('GET', 5000);
+  expect(res.status).toBe(502);
+  expect(errorBody(res)).toMatchObject({ status: 502, request_id: 'ct-1' });
+  expect(Date.now() - started).toBeLessThan(3000);
+  client.destroy();
+});
+
+test('connect timeout on one target: the GET is retried on another (200)', async () => {
+  const hole = await startBlackhole();
+  const good = await startRecordingUpstream();
+  const port = await proxyFor([{ path: '/', upstream: { targets: [{ url: hole.url }, { url: good.url }], max_fails: 0 } }], { upstream_connect_timeout_ms: 300, thread_count: 1 });
+  const client = await RawClient.open(port);
+  for (let i = 0; i < 4; i++) {
+    client.write(requestHead('GET', `/t${i}`, []));
+    expect((await client.response('GET', 5000)).status).toBe(200);
+  }
+  expect(good.requests).toHaveLength(4);
+  client.destroy();
+});
+
+test('route timeout_ms: an upstream that never answers → 504 with a JSON body; the upstream request is abandoned', async () => {
+  const up = await startRecordingUpstream((_req, res) => res.hang());
+  const port = await proxyFor([{ path: '/', timeout_ms: 300, upstream: up.url }]);
+  const client = await RawClient.open(port);
+  const started = Date.now();
+  client.write(requestHead('GET', '/never', [['X-Request-Id', 'to-1']]));
+  const res = await client.response('GET', 5000);
+  expect(res.status).toBe(504);
+  expect(errorBody(res)).toMatchObject({ status: 504, request_id: 'to-1' });
+  expect(Date.now() - started).toBeLessThan(3000);
+  // The connection with a request in flight cannot be reused: zproxy closes it.
+  const conn = up.requests[0].conn;
+  await Promise.race([conn.closed, sleep(3000)]);
+  expect(conn.peerClosed).toBe(true);
+  client.destroy();
+});
+
+test('route timeout_ms: a slow head (after the timeout) → 504; a fast one on the same route → 200', async () => {
+  const up = await startRecordingUpstream(async (req, res) => {
+    if (req.target === '/slow') await sleep(1500);
+    res.send(200, [], 'late or not');
+  });
+  const port = await proxyFor([{ path: '/', timeout_ms: 300, upstream: up.url }]);
+  const client = await RawClient.open(port);
+  client.write(requestHead('GET', '/slow', []));
+  expect((await client.response('GET', 5000)).status).toBe(504);
+  const other = await RawClient.open(port);
+  other.write(requestHead('GET', '/fast', []));
+  expect((await other.response()).status).toBe(200);
+  client.destroy();
+  other.destroy();
+});
+
+test('the default route timeout is long: a 1 s answer is not cut', async () => {
+  const up = await startRecordingUpstream(async (_req, res) => {
+    await sleep(1000);
+    res.send(200, [], 'patience');
+  });
+  const port = await proxyFor([{ path: '/', upstream: up.url }]);
+  const client = await RawClient.open(port);
+  client.write(requestHead('GET', '/', []));
+  const res = await client.response('GET', 5000);
+  expect(res.status).toBe(200);
+  expect(res.body.toString()).toBe('patience');
+  client.destroy();
+});
+
+test('an idle pooled connection is closed after keepalive_timeout_ms (the upstream sees the close)', async () => {
+  const up = await startRecordingUpstream();
+  const port = await proxyFor([{ path: '/', upstream: { targets: [{ url: up.url }], keepalive_timeout_ms: 300 } }]);
+  const client = await RawClient.open(port);
+  client.write(requestHead('GET', '/', []));
+  expect((await client.response()).status).toBe(200);
+  const conn = up.connections[0];
+  const started = Date.now();
+  await Promise.race([conn.closed, sleep(4000)]);
+  expect(conn.isClosed).toBe(true);
+  expect(conn.peerClosed).toBe(true);
+  expect(Date.now() - started).toBeLessThan(4000);
+  // And the next request opens a new connection and works.
+  client.write(requestHead('GET', '/', []));
+  expect((await client.response()).status).toBe(200);
+  expect(up.connectionCount).toBe(2);
+  client.destroy();
+});
+
+test('keepalive_timeout_ms: 0 pools nothing: each request its own upstream connection, closed after it', async () => {
+  const up = await startRecordingUpstream();
+  const port = await proxyFor([{ path: '/', upstream: { targets: [{ url: up.url }], keepalive_timeout_ms: 0 } }], { thread_count: 1 });
+  const client = await RawClient.open(port);
+  for (let i = 0; i < 3; i++) {
+    client.write(requestHead('GET', `/${i}`, []));
+    expect((await client.response()).status).toBe(200);
+  }
+  expect(up.connectionCount).toBe(3);
+  await Promise.race([Promise.all(up.connections.map((c) => c.closed)), sleep(3000)]);
+  expect(up.openConnections).toHaveLength(0);
+  client.destroy();
+});
