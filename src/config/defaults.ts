@@ -1,7 +1,7 @@
 /**
  * Every default of the configuration, in one place (SPEC §3, §8; the seed's
  * server keys keep the seed's values except `thread_count`, now "auto").
- * `validate.ts` fills these in; docs/config-reference.md lists them.
+ * `validate.ts` and its section files (`validate-*.ts`) fill these in; docs/config-reference.md lists them.
  */
 import type {
   AdminConfig,
