@@ -373,9 +373,13 @@ describe('interim responses', () => {
     client.destroy();
   });
 
-  test('1xx interim responses from the upstream are relayed before the final one', async () => {
-    up.reset((_req, res) => {
+  test.each([
+    ['in the same write', 0],
+    ['the final response 50 ms later (a separate read)', 50],
+  ])('1xx interim responses from the upstream are relayed before the final one: %s', async (_name, gapMs) => {
+    up.reset(async (_req, res) => {
       res.interim(103, [['Link', '</style.css>; rel=preload']]);
+      if (gapMs) await sleep(gapMs);
       res.send(200, [], 'final');
     });
     const client = await RawClient.open(port);
