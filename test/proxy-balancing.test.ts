@@ -171,3 +171,39 @@ test('consistent_hash by cookie sticks per key and spreads keys', async () => {
   for (const [key, targets] of byKey) expect([key, targets.size]).toEqual([key, 1]);
   expect(new Set(names).size).toBeGreaterThanOrEqual(2);
 });
+
+describe('ip_hash and trusted_proxies (docs/config-reference.md: "ip_hash keys on the client IP (see trusted_proxies)")', () => {
+  const clients = Array.from({ length: 30 }, (_, i) => `198.51.100.${i + 1}`);
+
+  test('an X-Forwarded-For from an untrusted peer is ignored: every request still goes to one target', async () => {
+    const names = await sequential('/iphash', clients.length, (i) => [['X-Forwarded-For', clients[i]]]);
+    expect(new Set(names).size).toBe(1);
+  });
+
+  test('from a trusted proxy, the X-Forwarded-For client picks the target: each client sticks, clients spread', async () => {
+    const trusted = await startProxy(
+      {
+        drain_timeout_ms: 1000,
+        trusted_proxies: ['127.0.0.0/8'],
+        routes: [{ path: '/iphash', upstream: { targets: [{ url: a.url }, { url: b.url }, { url: c.url }], load_balancing: 'ip_hash' } }],
+      },
+      false,
+    );
+    try {
+      const client = await RawClient.open(trusted.address().port);
+      const byClient = new Map<string, Set<string>>();
+      for (let round = 0; round < 3; round++) {
+        for (const ip of clients) {
+          client.write(requestHead('GET', '/iphash', [['X-Forwarded-For', ip]]));
+          const res = await client.response();
+          byClient.set(ip, (byClient.get(ip) ?? new Set()).add(nameOf(res.body)));
+        }
+      }
+      client.destroy();
+      for (const [ip, targets] of byClient) expect([ip, targets.size]).toEqual([ip, 1]);
+      expect(new Set([...byClient.values()].map((s) => [...s][0])).size).toBeGreaterThanOrEqual(2);
+    } finally {
+      await trusted.stop();
+    }
+  });
+});
