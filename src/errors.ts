@@ -45,6 +45,7 @@ export const errorSpecs = {
   ZP_ERR_REQUEST_TIMEOUT: { status: 408, side: 'downstream', retryable: false, message: 'request head not received in time' },
   ZP_ERR_BODY_TOO_LARGE: { status: 413, side: 'downstream', retryable: false, message: 'request body too large' },
   ZP_ERR_HEADERS_TOO_LARGE: { status: 431, side: 'downstream', retryable: false, message: 'request header fields too large' },
+  ZP_ERR_HTTP_VERSION: { status: 505, side: 'downstream', retryable: false, message: 'HTTP version not supported' },
   ZP_ERR_INTERNAL: { status: 500, side: 'internal', retryable: false, message: 'internal error' },
   ZP_ERR_UPSTREAM_CONNECT: { status: 502, side: 'upstream', retryable: true, message: 'upstream connection failed' },
   ZP_ERR_UPSTREAM_RESET: { status: 502, side: 'upstream', retryable: true, message: 'upstream closed the connection before responding' },
@@ -62,6 +63,7 @@ export const MethodNotAllowedError = defineError('ZP_ERR_METHOD_NOT_ALLOWED', er
 export const RequestTimeoutError = defineError('ZP_ERR_REQUEST_TIMEOUT', errorSpecs.ZP_ERR_REQUEST_TIMEOUT);
 export const BodyTooLargeError = defineError('ZP_ERR_BODY_TOO_LARGE', errorSpecs.ZP_ERR_BODY_TOO_LARGE);
 export const HeadersTooLargeError = defineError('ZP_ERR_HEADERS_TOO_LARGE', errorSpecs.ZP_ERR_HEADERS_TOO_LARGE);
+export const HttpVersionError = defineError('ZP_ERR_HTTP_VERSION', errorSpecs.ZP_ERR_HTTP_VERSION);
 export const InternalError = defineError('ZP_ERR_INTERNAL', errorSpecs.ZP_ERR_INTERNAL);
 export const UpstreamConnectError = defineError('ZP_ERR_UPSTREAM_CONNECT', errorSpecs.ZP_ERR_UPSTREAM_CONNECT);
 export const UpstreamResetError = defineError('ZP_ERR_UPSTREAM_RESET', errorSpecs.ZP_ERR_UPSTREAM_RESET);

@@ -6,7 +6,8 @@
  *   Proxy-Connection, TE, Transfer-Encoding, Upgrade;
  * - fields the proxy sets itself: X-Forwarded-Proto and X-Forwarded-Host
  *   (never trusted from the client), X-Forwarded-For (appended to), Expect
- *   (zproxy answers 100-continue itself).
+ *   (zproxy answers 100-continue itself);
+ * - request fields whose names hold `_` (nginx's `underscores_in_headers off`).
  * One Buffer is allocated per head; no header string is decoded unless it
  * is needed (X-Forwarded-For, Host).
  */
@@ -20,14 +21,23 @@ const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trans
 const SET_BY_PROXY = ['x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-for', 'expect'];
 
 /** Names to drop, bucketed by length so most headers are rejected by one lookup. */
-function byLength(names: readonly string[]): (readonly string[] | undefined)[] {
+interface DropTable {
+  names: (readonly string[] | undefined)[];
+  /**
+   * Drop names with `_`: an upstream that maps `_` to `-` (CGI) would
+   * otherwise read `Transfer_Encoding` or `X_Forwarded_For` as the real thing.
+   */
+  underscores: boolean;
+}
+
+function dropTable(names: readonly string[], underscores: boolean): DropTable {
   const table: string[][] = [];
   for (const name of names) (table[name.length] ??= []).push(name);
-  return table;
+  return { names: table, underscores };
 }
-const REQUEST_DROP = byLength([...HOP_BY_HOP, ...SET_BY_PROXY]);
-const REQUEST_DROP_WITH_HOST = byLength([...HOP_BY_HOP, ...SET_BY_PROXY, 'host']);
-const RESPONSE_DROP = byLength(HOP_BY_HOP);
+const REQUEST_DROP = dropTable([...HOP_BY_HOP, ...SET_BY_PROXY], true);
+const REQUEST_DROP_WITH_HOST = dropTable([...HOP_BY_HOP, ...SET_BY_PROXY, 'host'], true);
+const RESPONSE_DROP = dropTable(HOP_BY_HOP, false);
 
 function isNamed(head: MessageHead, i: number, names: readonly string[] | undefined): boolean {
   if (names === undefined) return false;
@@ -37,14 +47,27 @@ function isNamed(head: MessageHead, i: number, names: readonly string[] | undefi
   return false;
 }
 
+const UNDERSCORE = 0x5f;
+
+/** Does header i's name hold `_`? Such fields are dropped from requests, as nginx does by default. */
+function hasUnderscore(head: MessageHead, i: number): boolean {
+  const end = head.headers[i * 4 + 1];
+  for (let at = head.headers[i * 4]; at < end; at++) if (head.buf[at] === UNDERSCORE) return true;
+  return false;
+}
+
 /** Is header i one the proxy handles itself (not copied verbatim)? */
-function dropped(head: MessageHead, i: number, table: (readonly string[] | undefined)[]): boolean {
+function dropped(head: MessageHead, i: number, table: DropTable): boolean {
   const length = head.headers[i * 4 + 1] - head.headers[i * 4];
-  return isNamed(head, i, table[length]) || (head.connectionTokens.length > 0 && isNamed(head, i, head.connectionTokens));
+  return (
+    isNamed(head, i, table.names[length]) ||
+    (head.connectionTokens.length > 0 && isNamed(head, i, head.connectionTokens)) ||
+    (table.underscores && hasUnderscore(head, i))
+  );
 }
 
 /** Copies header lines [from header i up to its CRLF] that survive into `out` at `at`; returns the new offset. */
-function copyKept(head: MessageHead, table: (readonly string[] | undefined)[], out: Buffer | null, at: number): number {
+function copyKept(head: MessageHead, table: DropTable, out: Buffer | null, at: number): number {
   for (let i = 0; i < head.headerCount; i++) {
     if (dropped(head, i, table)) continue;
     const start = head.headers[i * 4];
@@ -55,7 +78,7 @@ function copyKept(head: MessageHead, table: (readonly string[] | undefined)[], o
   return at;
 }
 
-function assemble(head: MessageHead, table: (readonly string[] | undefined)[], first: string, last: string): Buffer {
+function assemble(head: MessageHead, table: DropTable, first: string, last: string): Buffer {
   const keptBytes = copyKept(head, table, null, 0);
   const out = Buffer.allocUnsafe(first.length + keptBytes + last.length);
   let at = out.write(first, 0, 'latin1');

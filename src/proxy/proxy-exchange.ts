@@ -15,8 +15,7 @@ import type { UpstreamGroup } from '../upstream/upstreams';
 import type { Target } from '../upstream/target';
 import type { UpstreamConnection, UpstreamExchange, UpstreamFailure } from '../upstream/upstream-connection';
 import type { ResponseHead, BodyFraming } from '../protocol/http1/response-head';
-import { ChunkedDecoder } from '../protocol/http1/chunked';
-import { closeHeadWithHost, forwardInterimHead, forwardResponseHead } from './forward-head';
+import { closeHeadWithHost } from './forward-head';
 import {
   NoHealthyTargetError,
   UpstreamBadResponseError,
@@ -27,19 +26,28 @@ import {
 } from '../errors';
 import type { BalancerInput } from '../balancer/balancer-base';
 
-/** The client side of an exchange (the HTTP/1 session). */
+/**
+ * The client side of an exchange: the protocol session that asked (HTTP/1
+ * today), which owns the client's wire format and connection decisions.
+ */
 export interface ClientSide {
-  write(data: Buffer, onFlushed?: () => void): void;
   /** Bytes written to the client and not yet flushed. */
   readonly pendingBytes: number;
-  /** The client may keep the connection after this response. */
-  readonly keepAlive: boolean;
-  readonly versionMinor: 0 | 1;
   pauseReading(): void;
   resumeReading(): void;
-  /** The exchange is over; the client connection closes after its last write if `close`. */
-  exchangeDone(close: boolean): void;
-  /** The exchange failed before any response byte: answer with `error`. */
+  /** A 1xx response other than 100 and 101. */
+  sendInterim(head: ResponseHead): void;
+  /** The final response head; `requestComplete` says whether the whole request body was read. */
+  sendResponseHead(head: ResponseHead, framing: BodyFraming, requestId: string, requestComplete: boolean): void;
+  /**
+   * Response body bytes in the upstream's framing, living in the upstream
+   * connection's buffer. Returns how many writes will call `onFlushed` once
+   * the client no longer needs that memory.
+   */
+  sendBody(buf: Buffer, start: number, end: number, onFlushed: () => void): number;
+  /** The response is complete. */
+  exchangeDone(): void;
+  /** The exchange failed before any response byte: answer with `error`; close the connection if `close`. */
   exchangeFailed(error: ZproxyError, close: boolean): void;
   /** The response broke off midway: the only honest signal left is closing the connection. */
   abort(): void;
@@ -72,8 +80,6 @@ export class ProxyExchange implements UpstreamExchange, BalancerInput {
   private bodyStreamed = false;
   private requestComplete: boolean;
   private responseStarted = false;
-  private closeClient = false;
-  private decoder: ChunkedDecoder | null = null;
   private upstreamPaused = false;
   /** Relayed body writes that still point into the connection's buffer. */
   private relaysInFlight = 0;
@@ -132,31 +138,21 @@ export class ProxyExchange implements UpstreamExchange, BalancerInput {
 
   onInterim(head: ResponseHead): void {
     // 100 Continue was already given by zproxy itself (Expect is not forwarded).
-    if (head.status === 100 || this.client.versionMinor === 0) return;
-    this.client.write(forwardInterimHead(head));
+    if (head.status !== 100) this.client.sendInterim(head);
   }
 
   onResponseHead(head: ResponseHead, framing: BodyFraming): void {
     this.responseStarted = true;
-    const http10 = this.client.versionMinor === 0;
-    this.closeClient = !this.client.keepAlive || this.ctx.draining || framing === 'close' || !this.requestComplete || (http10 && framing === 'chunked');
-    if (http10 && framing === 'chunked') {
-      this.decoder = new ChunkedDecoder({ onData: (buf, start, end) => this.relay(buf.subarray(start, end)) });
-    }
-    this.client.write(
-      forwardResponseHead(head, {
-        requestId: this.request.requestId,
-        addRequestId: head.indexOfHeader('x-request-id') < 0,
-        chunked: framing === 'chunked' && !http10,
-        close: this.closeClient,
-        keepAliveHeader: http10 && !this.closeClient,
-      }),
-    );
+    this.client.sendResponseHead(head, framing, this.request.requestId, this.requestComplete);
   }
 
+  /** Relays body bytes that live in the upstream connection's buffer, pausing it until the client has them. */
   onResponseBody(buf: Buffer, start: number, end: number): void {
-    if (this.decoder) this.decoder.push(buf, start, end);
-    else this.relay(buf.subarray(start, end));
+    this.relaysInFlight += this.client.sendBody(buf, start, end, this.onClientFlushed);
+    if (this.client.pendingBytes > 0 && !this.upstreamPaused && this.conn) {
+      this.upstreamPaused = true;
+      this.conn.pause();
+    }
   }
 
   onResponseEnd(): void {
@@ -168,7 +164,7 @@ export class ProxyExchange implements UpstreamExchange, BalancerInput {
     if (!this.requestComplete) this.conn!.spoil();
     // The connection's buffer may still back a client write: hand it back once flushed.
     if (this.relaysInFlight === 0) this.releaseConnection();
-    this.client.exchangeDone(this.closeClient);
+    this.client.exchangeDone();
   }
 
   onUpstreamError(failure: UpstreamFailure, error: Error): void {
@@ -218,16 +214,6 @@ export class ProxyExchange implements UpstreamExchange, BalancerInput {
       return true;
     }
     return this.attempts <= this.route.retries;
-  }
-
-  /** Relays body bytes that live in the upstream connection's buffer, pausing it until the client has them. */
-  private relay(chunk: Buffer): void {
-    this.relaysInFlight++;
-    this.client.write(chunk, this.onClientFlushed);
-    if (this.client.pendingBytes > 0 && !this.upstreamPaused && this.conn) {
-      this.upstreamPaused = true;
-      this.conn.pause();
-    }
   }
 
   private readonly onClientFlushed = (): void => {

@@ -7,12 +7,15 @@ import type { ZproxyConfig } from '../config/types';
 import type { Router } from '../router/compile';
 import type { Logger } from '../util/log';
 import type { Upstreams } from '../upstream/upstreams';
+import type { TrustedProxies } from '../proxy/client-ip';
 
 export interface WorkerContext {
   readonly index: number;
   /** Swapped as a whole on reload: a request keeps the config it started with. */
   config: ZproxyConfig;
   router: Router;
+  /** `trusted_proxies`, compiled (swapped with the config). */
+  trustedProxies: TrustedProxies;
   /** Targets, balancers and connection pools of this worker. */
   readonly upstreams: Upstreams;
   readonly log: Logger;

@@ -16,6 +16,7 @@ import type { Placement } from './placement';
 import type { WorkerContext } from './worker-context';
 import { registerBuiltinProtocols } from '../protocol/builtin';
 import { Upstreams } from '../upstream/upstreams';
+import { TrustedProxies } from '../proxy/client-ip';
 
 export interface WorkerData {
   index: number;
@@ -40,6 +41,7 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
     index: data.index,
     config: data.config,
     router: compileRoutes(data.config.routes),
+    trustedProxies: new TrustedProxies(data.config.trusted_proxies),
     upstreams: new Upstreams(data.config, data.generation, allocBuffer),
     log,
     readBuffer: allocBuffer(READ_BUFFER_BYTES),
@@ -85,6 +87,7 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
       const config = message.config as ZproxyConfig;
       ctx.upstreams.load(config, message.generation as number);
       ctx.router = compileRoutes(config.routes);
+      ctx.trustedProxies = new TrustedProxies(config.trusted_proxies);
       ctx.config = config;
     },
     stats: () => ({

@@ -54,7 +54,10 @@ export class UpstreamConnection {
   private framing: BodyFraming = 'none';
   private remaining = 0;
   private chunked: ChunkedDecoder | null = null;
+  /** Any byte of a response (interim included) has arrived: a failure now is no longer a clean reset. */
   private responseStarted = false;
+  /** The final response head has not been parsed yet. */
+  private awaitingHead = true;
   private reusable = true;
 
   constructor(
@@ -84,6 +87,7 @@ export class UpstreamConnection {
     this.exchange = exchange;
     this.requests++;
     this.responseStarted = false;
+    this.awaitingHead = true;
     this.reusable = true;
     this.timeoutMs = responseTimeoutMs;
     if (this.state === 'idle') {
@@ -145,7 +149,7 @@ export class UpstreamConnection {
 
   private onEnd(): void {
     // Read-until-close bodies end here; anything else half-done is a failure.
-    if (this.state === 'busy' && this.responseStarted && this.framing === 'close' && this.partialHead === null) {
+    if (this.state === 'busy' && !this.awaitingHead && this.framing === 'close') {
       this.reusable = false;
       return this.finishResponse();
     }
@@ -177,7 +181,7 @@ export class UpstreamConnection {
       return this.fail('bad_response', new Error('unexpected bytes from an idle upstream connection'));
     }
     let at = 0;
-    if (!this.responseStarted || this.partialHead) {
+    if (this.awaitingHead) {
       at = this.readHead(buf, n);
       if (at < 0) return;
     }
@@ -226,6 +230,7 @@ export class UpstreamConnection {
 
   private startBody(head: ResponseHead): void {
     const exchange = this.exchange!;
+    this.awaitingHead = false;
     this.framing = head.bodyFraming(exchange.method);
     if (!head.reusable(exchange.method)) this.reusable = false;
     this.remaining = this.framing === 'length' ? (head.contentLength ?? 0) : 0;

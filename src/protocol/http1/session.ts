@@ -20,6 +20,7 @@ import {
   BadRequestError,
   BodyTooLargeError,
   HeadersTooLargeError,
+  HttpVersionError,
   InternalError,
   MethodNotAllowedError,
   NotFoundError,
@@ -31,7 +32,9 @@ import { splitTarget } from '../../router/request-path';
 import { upstreamPath } from '../../router/rewrite';
 import type { RouteHit } from '../../router/compile';
 import { ProxyExchange, type ClientSide } from '../../proxy/proxy-exchange';
-import { forwardRequestHead } from '../../proxy/forward-head';
+import { forwardInterimHead, forwardRequestHead, forwardResponseHead } from '../../proxy/forward-head';
+import { ChunkedDecoder } from './chunked';
+import type { BodyFraming, ResponseHead } from './response-head';
 import type { UpstreamGroup } from '../../upstream/upstreams';
 
 /** Rendered once per `respond` object of the (frozen) config. */
@@ -72,6 +75,12 @@ export class Http1Session implements ProtocolSession, ClientSide {
   private processing = false;
   private pausedForUpstream = false;
   private pausedForPipeline = false;
+  /** The proxied response in progress ends the connection. */
+  private closeAfterResponse = false;
+  /** Decodes a chunked upstream response for an HTTP/1.0 client. */
+  private dechunker: ChunkedDecoder | null = null;
+  private dechunkFlushed: (() => void) | null = null;
+  private dechunkWrites = 0;
 
   constructor(
     private readonly conn: Connection,
@@ -118,16 +127,49 @@ export class Http1Session implements ProtocolSession, ClientSide {
     return this.conn.socket.writableLength;
   }
 
-  get keepAlive(): boolean {
+  private get keepAlive(): boolean {
     return this.requestKeepAlive && !this.draining && !this.ctx.draining;
   }
 
-  get versionMinor(): 0 | 1 {
-    return this.requestVersion;
+  private write(data: Buffer, onFlushed?: () => void): void {
+    this.conn.socket.write(data, onFlushed);
   }
 
-  write(data: Buffer, onFlushed?: () => void): void {
-    this.conn.socket.write(data, onFlushed);
+  sendInterim(head: ResponseHead): void {
+    if (this.requestVersion === 1) this.write(forwardInterimHead(head));
+  }
+
+  sendResponseHead(head: ResponseHead, framing: BodyFraming, requestId: string, requestComplete: boolean): void {
+    const http10 = this.requestVersion === 0;
+    // An HTTP/1.0 client cannot take chunked: it gets the data, delimited by the close.
+    const dechunk = http10 && framing === 'chunked';
+    this.closeAfterResponse = !this.keepAlive || framing === 'close' || !requestComplete || dechunk;
+    this.dechunker = dechunk ? new ChunkedDecoder({ onData: (data, from, to) => this.writeDechunked(data.subarray(from, to)) }) : null;
+    this.write(
+      forwardResponseHead(head, {
+        requestId,
+        addRequestId: head.indexOfHeader('x-request-id') < 0,
+        chunked: framing === 'chunked' && !http10,
+        close: this.closeAfterResponse,
+        keepAliveHeader: http10 && !this.closeAfterResponse,
+      }),
+    );
+  }
+
+  sendBody(buf: Buffer, start: number, end: number, onFlushed: () => void): number {
+    if (!this.dechunker) {
+      this.write(buf.subarray(start, end), onFlushed);
+      return 1;
+    }
+    this.dechunkFlushed = onFlushed;
+    this.dechunkWrites = 0;
+    this.dechunker.push(buf, start, end);
+    return this.dechunkWrites;
+  }
+
+  private writeDechunked(data: Buffer): void {
+    this.write(data, this.dechunkFlushed!);
+    this.dechunkWrites++;
   }
 
   pauseReading(): void {
@@ -140,9 +182,10 @@ export class Http1Session implements ProtocolSession, ClientSide {
     this.maybeResume();
   }
 
-  exchangeDone(close: boolean): void {
+  exchangeDone(): void {
     this.exchange = null;
-    if (close) return this.closeAfterWrite();
+    this.dechunker = null;
+    if (this.closeAfterResponse) return this.closeAfterWrite();
     this.requestDone();
   }
 
@@ -185,7 +228,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
         break;
       }
       if (parsed.kind === 'error') {
-        this.fail(parsed.status === 431 ? new HeadersTooLargeError() : new BadRequestError(parsed.reason), randomUUID());
+        this.fail(headError(parsed.status, parsed.reason), randomUUID());
         break;
       }
       at = parsed.headEnd;
@@ -250,14 +293,16 @@ export class Http1Session implements ProtocolSession, ClientSide {
   private startExchange(head: RequestHead, match: RouteHit, group: UpstreamGroup, path: string, query: string, addRequestId: boolean): void {
     const route: RouteConfig = match.route;
     const hostFromTarget = !route.preserve_host || head.host === null;
-    const clientIp = clientIpOf(this.conn.remoteAddress);
+    const peer = clientIpOf(this.conn.remoteAddress);
+    const trusted = this.ctx.trustedProxies;
+    const clientIp = trusted.empty ? peer : trusted.clientAddress(peer, head.getHeaderJoined('x-forwarded-for'));
     const hashHeader = hashHeaderOf(group);
     this.exchange = new ProxyExchange(this, this.ctx, route, group, {
       method: head.method,
       head: forwardRequestHead(head, {
         path: upstreamPath(match, path, query),
         hostFromTarget,
-        clientIp,
+        clientIp: peer,
         proto: 'http',
         requestId: this.requestId,
         addRequestId,
@@ -334,6 +379,13 @@ export class Http1Session implements ProtocolSession, ClientSide {
     // A client that never reads must not hold the connection open.
     this.conn.socket.setTimeout(this.ctx.config.connection_timeout_ms, () => this.conn.close());
   }
+}
+
+/** The error for a request head the parser rejected. */
+function headError(status: number, reason: string): ZproxyError {
+  if (status === 431) return new HeadersTooLargeError();
+  if (status === 505) return new HttpVersionError(reason);
+  return new BadRequestError(reason);
 }
 
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
