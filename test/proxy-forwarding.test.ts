@@ -101,6 +101,17 @@ describe('X-Forwarded-* and X-Request-Id', () => {
     expect(values.split(/\s*,\s*/)).toEqual(['203.0.113.7', '198.51.100.2', '127.0.0.1']);
   });
 
+  test('X-Forwarded-For sent as several field lines: all kept, in order, the client address last', async () => {
+    const { got } = await roundTrip(requestHead('GET', '/', [['X-Forwarded-For', '203.0.113.7'], ['X-Other', 'x'], ['X-Forwarded-For', '198.51.100.2']]));
+    const values = headerAll(got, 'x-forwarded-for').join(', ');
+    expect(values.split(/\s*,\s*/)).toEqual(['203.0.113.7', '198.51.100.2', '127.0.0.1']);
+  });
+
+  test('X-Forwarded-Host sent by the client is replaced, not trusted', async () => {
+    const { got } = await roundTrip(requestHead('GET', '/', [['X-Forwarded-Host', 'evil.example']], 'proxy.test'));
+    expect(headerAll(got, 'x-forwarded-host')).toEqual(['proxy.test']);
+  });
+
   test('X-Forwarded-Proto is http, and a client-sent value is not trusted', async () => {
     const { got } = await roundTrip(requestHead('GET', '/', [['X-Forwarded-Proto', 'https']]));
     expect(headerAll(got, 'x-forwarded-proto')).toEqual(['http']);
