@@ -132,3 +132,61 @@ test('requests in quick succession reuse one pooled connection', async () => {
   expect(up.connectionCount).toBe(1);
   client.destroy();
 });
+
+test('connect refused: even a POST is retried on another target (nothing was sent), and arrives once', async () => {
+  const good = await startRecordingUpstream();
+  const dead = `http://127.0.0.1:${await refusedPort()}`;
+  const port = await proxyFor([{ path: '/', upstream: { targets: [{ url: dead }, { url: good.url }], max_fails: 0 } }], { thread_count: 1 });
+  const client = await RawClient.open(port);
+  for (let i = 0; i < 6; i++) {
+    client.write(post(`/cp${i}`, `body-${i}`));
+    const res = await client.response('POST');
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body.toString()).body).toBe(`body-${i}`);
+  }
+  expect(good.requests.map((r) => r.target)).toEqual(Array.from({ length: 6 }, (_, i) => `/cp${i}`));
+  client.destroy();
+});
+
+test.each([
+  [1, 2],
+  [2, 3],
+])('retries: %i bounds the attempts per request to %i', async (retries, maxAttempts) => {
+  const r1 = await startRecordingUpstream((_req, res) => res.reset());
+  const r2 = await startRecordingUpstream((_req, res) => res.reset());
+  const good = await startRecordingUpstream();
+  const ups = [r1, r2, good];
+  const port = await proxyFor([{ path: '/', retries, upstream: { targets: ups.map((u) => ({ url: u.url })), max_fails: 0 } }], { thread_count: 1 });
+  const client = await RawClient.open(port);
+  const statuses: number[] = [];
+  for (let i = 0; i < 9; i++) {
+    const before = ups.map((u) => u.requests.length);
+    client.write(requestHead('GET', `/a${i}`, []));
+    const res = await client.response();
+    statuses.push(res.status);
+    await sleep(20);
+    const attempts = ups.reduce((sum, u, k) => sum + u.requests.length - before[k], 0);
+    expect(attempts).toBeGreaterThanOrEqual(1);
+    expect(attempts).toBeLessThanOrEqual(maxAttempts);
+    if (res.status === 200) expect(good.requests.length - before[2]).toBe(1);
+  }
+  if (retries === 2) expect(statuses.every((s) => s === 200)).toBe(true);
+  else expect(statuses).toContain(200);
+  client.destroy();
+});
+
+test('a timeout (504) is not retried on another target', async () => {
+  const hanging = await startRecordingUpstream((_req, res) => res.hang());
+  const good = await startRecordingUpstream();
+  const port = await proxyFor([{ path: '/', timeout_ms: 300, upstream: { targets: [{ url: hanging.url }, { url: good.url }], max_fails: 0 } }], { thread_count: 1 });
+  const statuses: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    const client = await RawClient.open(port);
+    client.write(requestHead('GET', `/t${i}`, []));
+    statuses.push((await client.response('GET', 5000)).status);
+    client.destroy();
+  }
+  expect(statuses.filter((s) => s === 504)).toHaveLength(hanging.requests.length);
+  expect(statuses.filter((s) => s === 200)).toHaveLength(good.requests.length);
+  expect(hanging.requests.length + good.requests.length).toBe(4);
+});
