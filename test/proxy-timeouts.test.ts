@@ -127,3 +127,32 @@ test('keepalive_timeout_ms: 0 pools nothing: each request its own upstream conne
   expect(up.openConnections).toHaveLength(0);
   client.destroy();
 });
+
+test('an upstream that stalls mid-body: the client connection is ended (no hang), the upstream connection closed', async () => {
+  const up = await startRecordingUpstream((_req, res) => res.stallMidBody(200, 100, 'half'));
+  const port = await proxyFor([{ path: '/', timeout_ms: 500, upstream: up.url }]);
+  const client = await RawClient.open(port);
+  client.write(requestHead('GET', '/stall', []));
+  await client.waitClosed(5000);
+  expect(client.data.toString('latin1')).toMatch(/^HTTP\/1\.1 200 [\s\S]*\r\n\r\nhalf$/);
+  const conn = up.requests[0].conn;
+  await Promise.race([conn.closed, sleep(3000)]);
+  expect(conn.isClosed).toBe(true);
+});
+
+test('a slow but steady body (longer in total than timeout_ms) is not cut', async () => {
+  const up = await startRecordingUpstream(async (_req, res) => {
+    res.write('HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n');
+    for (let i = 0; i < 12; i++) {
+      await sleep(100);
+      res.write('x');
+    }
+    res.finished = true;
+  });
+  const port = await proxyFor([{ path: '/', timeout_ms: 500, upstream: up.url }]);
+  const client = await RawClient.open(port);
+  client.write(requestHead('GET', '/steady', []));
+  const res = await client.response('GET', 5000);
+  expect(res.body.toString()).toBe('x'.repeat(12));
+  client.destroy();
+});
