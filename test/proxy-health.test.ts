@@ -160,3 +160,13 @@ test('all targets down (connections refused): 502 while they are tried, then 503
   expect(statuses.every((s) => s === 502 || s === 503)).toBe(true);
   expect(statuses[statuses.length - 1]).toBe(503);
 });
+
+test('two proxies in one process: one proxy\'s health verdicts do not leak into the other', async () => {
+  const shared = await startRecordingUpstream((req, res) => res.send(req.target === '/healthz-strict' ? 500 : 200, [], 'x'));
+  // Proxy A checks a path that fails; proxy B uses the same target with no active checks.
+  await proxyFor([{ path: '/', upstream: { targets: [{ url: shared.url }], health_check: { interval_ms: 100, timeout_ms: 90, path: '/healthz-strict', unhealthy_threshold: 1 } } }]);
+  const portB = await proxyFor([{ path: '/', upstream: { targets: [{ url: shared.url }] } }]);
+  for (const start = Date.now(); shared.requests.filter((r) => r.target === '/healthz-strict').length < 3 && Date.now() - start < 5000; ) await sleep(50);
+  const statuses = await burst(portB, '/via-b', 10, 2);
+  expect(statuses).toEqual(Array(10).fill(200));
+});
