@@ -86,6 +86,8 @@ describe('Host', () => {
   test('preserve_host: false sends the upstream authority', async () => {
     const { got } = await roundTrip(requestHead('GET', '/nohost/x', [], 'proxy.test:8080'));
     expect(headerAll(got, 'host')).toEqual([up.authority]);
+    // The client's Host is still told in X-Forwarded-Host.
+    expect(headerAll(got, 'x-forwarded-host')[0]).toMatch(/^proxy\.test(:8080)?$/);
   });
 });
 
