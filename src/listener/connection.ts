@@ -54,6 +54,22 @@ export class Connection {
     this.deadline = 0;
   }
 
+  /** The socket's 'data' listener (fresh chunks, when not reading into the worker's buffer). */
+  readonly onSocketData = (chunk: Buffer): void => this.receive(chunk, 0, chunk.length);
+
+  /**
+   * Hands the socket to a protocol server that reads it itself (HTTP/2, TLS):
+   * no more bytes come through here, and `initial` (already read) goes back
+   * in front. The server's own timeouts apply from now on.
+   */
+  handOver(initial: Buffer | null): net.Socket {
+    this.socket.off('data', this.onSocketData);
+    this.socket.pause();
+    if (initial && initial.length > 0) this.socket.unshift(initial);
+    this.setActive();
+    return this.socket;
+  }
+
   close(): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
@@ -165,7 +181,7 @@ export class ConnectionSet {
     socket.on('error', (err) => this.ctx.log.debug({ err, remote: current.remoteAddress }, 'client socket error'));
     socket.once('close', () => this.forget(current));
     socket.on('end', () => current.endOfInput());
-    if (!readsIntoPool) socket.on('data', (chunk: Buffer) => current.receive(chunk, 0, chunk.length));
+    if (!readsIntoPool) socket.on('data', current.onSocketData);
     if (readsIntoPool && !conn.openPeeked(peekedKind)) return conn.close();
     if (incoming.socket) socket.resume();
   }
