@@ -1,14 +1,22 @@
 /**
- * The protocol handlers zproxy ships, registered in each worker. HTTP/2 and
- * TLS are detected already; their handlers join here when they exist.
+ * The protocol handlers zproxy ships, registered in each worker.
  */
 import { registerProtocol } from './registry';
 import { openHttp1Session } from './http1/session';
+import { Http2Listener, openHttp2Session } from './http2/h2-listener';
+import type { WorkerContext } from '../server/worker-context';
 
-export function registerBuiltinProtocols(): void {
+export function registerBuiltinProtocols(ctx: WorkerContext): void {
   registerProtocol({
     name: 'http1',
-    enabled: (ctx) => ctx.config.protocols.includes('http1'),
+    enabled: (c) => c.config.protocols.includes('http1'),
     open: openHttp1Session,
+  });
+  const http2 = new Http2Listener(ctx);
+  registerProtocol({
+    name: 'http2',
+    enabled: (c) => c.config.protocols.includes('http2'),
+    open: (conn) => openHttp2Session(http2, conn),
+    adoptSocket: (socket) => http2.adoptSocket(socket),
   });
 }

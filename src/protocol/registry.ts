@@ -3,6 +3,7 @@
  * detects what a client speaks and asks this registry for a session; a
  * protocol that is unregistered or left out of `protocols` is refused.
  */
+import type net from 'node:net';
 import type { Connection } from '../listener/connection';
 import type { WorkerContext } from '../server/worker-context';
 
@@ -24,6 +25,11 @@ export interface ProtocolHandler {
   /** Whether this config lets the listener accept the protocol. */
   enabled(ctx: WorkerContext): boolean;
   open(conn: Connection, ctx: WorkerContext): ProtocolSession;
+  /**
+   * Takes a socket another layer already set up, such as a TLS socket whose
+   * ALPN chose this protocol (optional: HTTP/1 runs its session on it instead).
+   */
+  adoptSocket?(socket: net.Socket): void;
 }
 
 const handlers = new Map<string, ProtocolHandler>();

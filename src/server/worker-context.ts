@@ -8,6 +8,7 @@ import type { Router } from '../router/compile';
 import type { Logger } from '../util/log';
 import type { Upstreams } from '../upstream/upstreams';
 import type { TrustedProxies } from '../proxy/client-ip';
+import type { H2Sessions } from '../upstream/h2-sessions';
 
 export interface WorkerContext {
   readonly index: number;
@@ -18,6 +19,8 @@ export interface WorkerContext {
   trustedProxies: TrustedProxies;
   /** Targets, balancers and connection pools of this worker. */
   readonly upstreams: Upstreams;
+  /** Multiplexed sessions to h2c:// targets. */
+  readonly h2Sessions: H2Sessions;
   readonly log: Logger;
   /** Reused for every onread: bytes in it are valid only during the callback. */
   readonly readBuffer: Buffer;

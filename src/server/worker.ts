@@ -17,6 +17,7 @@ import type { WorkerContext } from './worker-context';
 import { registerBuiltinProtocols } from '../protocol/builtin';
 import { Upstreams } from '../upstream/upstreams';
 import { TrustedProxies } from '../proxy/client-ip';
+import { H2Sessions } from '../upstream/h2-sessions';
 
 export interface WorkerData {
   index: number;
@@ -43,6 +44,7 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
     router: compileRoutes(data.config.routes),
     trustedProxies: new TrustedProxies(data.config.trusted_proxies),
     upstreams: new Upstreams(data.config, data.generation, allocBuffer),
+    h2Sessions: new H2Sessions(data.config.upstream_connect_timeout_ms),
     log,
     readBuffer: allocBuffer(READ_BUFFER_BYTES),
     httpDate: new Date().toUTCString(),
@@ -51,7 +53,7 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
   const clock = setInterval(() => (ctx.httpDate = new Date().toUTCString()), 1000);
   clock.unref();
 
-  registerBuiltinProtocols();
+  registerBuiltinProtocols(ctx);
   let intake: Intake | undefined;
   const connections = new ConnectionSet(ctx, () => intake?.release());
   const onConnection = (incoming: IncomingConnection) => connections.accept(incoming);
@@ -103,6 +105,7 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
       connections.closeAll();
       connections.stop();
       ctx.upstreams.close();
+      ctx.h2Sessions.closeAll();
       clearInterval(clock);
       port.close();
     },

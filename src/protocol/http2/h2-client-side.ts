@@ -1,0 +1,86 @@
+/**
+ * An HTTP/2 stream as the client side of a proxy exchange to an HTTP/1.1
+ * upstream: the response head becomes HEADERS, the body DATA (chunked
+ * bodies de-chunked, their trailers sent as HTTP/2 trailers), and a
+ * response that breaks off resets the stream, leaving the connection's
+ * other streams alone.
+ */
+import http2, { type ServerHttp2Stream } from 'node:http2';
+import { ChunkedDecoder } from '../http1/chunked';
+import type { BodyFraming, ResponseHead } from '../http1/response-head';
+import type { ClientSide } from '../../proxy/proxy-exchange';
+import { errorBody, type ZproxyError } from '../../errors';
+import { h2ResponseHeaders, h2Trailers } from './translate';
+
+export class H2ClientSide implements ClientSide {
+  private decoder: ChunkedDecoder | null = null;
+  private flushed: (() => void) | null = null;
+  private writes = 0;
+
+  constructor(
+    private readonly stream: ServerHttp2Stream,
+    private readonly requestId: string,
+  ) {}
+
+  get pendingBytes(): number {
+    return this.stream.writableLength;
+  }
+
+  pauseReading(): void {
+    this.stream.pause();
+  }
+
+  resumeReading(): void {
+    this.stream.resume();
+  }
+
+  sendInterim(head: ResponseHead): void {
+    if (this.stream.destroyed) return;
+    this.stream.additionalHeaders(h2ResponseHeaders(head, this.requestId));
+  }
+
+  sendResponseHead(head: ResponseHead, framing: BodyFraming): void {
+    if (this.stream.destroyed) return;
+    const chunked = framing === 'chunked';
+    if (chunked) this.decoder = new ChunkedDecoder({ onData: (buf, start, end) => this.writeData(buf.subarray(start, end)) });
+    this.stream.respond(h2ResponseHeaders(head, this.requestId), { endStream: framing === 'none', waitForTrailers: chunked });
+    if (chunked) this.stream.once('wantTrailers', () => this.stream.sendTrailers(h2Trailers(this.decoder?.trailers ?? null)));
+  }
+
+  sendBody(buf: Buffer, start: number, end: number, onFlushed: () => void): number {
+    if (!this.decoder) {
+      this.stream.write(buf.subarray(start, end), onFlushed);
+      return 1;
+    }
+    this.flushed = onFlushed;
+    this.writes = 0;
+    this.decoder.push(buf, start, end);
+    return this.writes;
+  }
+
+  exchangeDone(): void {
+    if (!this.stream.destroyed && !this.stream.writableEnded) this.stream.end();
+  }
+
+  exchangeFailed(error: ZproxyError): void {
+    respondError(this.stream, error, this.requestId);
+  }
+
+  abort(): void {
+    if (!this.stream.destroyed) this.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+  }
+
+  private writeData(data: Buffer): void {
+    this.stream.write(data, this.flushed!);
+    this.writes++;
+  }
+}
+
+/** A JSON error response on a stream (SPEC §6), or a reset when the head already went. */
+export function respondError(stream: ServerHttp2Stream, error: ZproxyError, requestId: string, extra: Record<string, string> = {}): void {
+  if (stream.destroyed) return;
+  if (stream.headersSent) return stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+  const body = errorBody(error, requestId);
+  stream.respond({ ':status': error.status, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-request-id': requestId, ...extra });
+  stream.end(body);
+}

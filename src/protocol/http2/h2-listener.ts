@@ -1,0 +1,110 @@
+/**
+ * HTTP/2 on the listener: one `http2` server per worker that never listens
+ * itself; the connection stage hands it sockets — cleartext with prior
+ * knowledge (detected from the preface), or TLS sockets that negotiated h2.
+ *
+ * Limits: `max_concurrent_streams`, a header list of at most
+ * `max_header_bytes`, and a cap on streams the client resets (rapid reset,
+ * CVE-2023-44487): a session whose client resets more than
+ * MAX_RESETS_PER_SECOND streams in a second is closed with
+ * ENHANCE_YOUR_CALM. CONTINUATION floods are stopped by nghttp2 itself.
+ * Draining sends GOAWAY and lets the open streams finish.
+ */
+import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import type net from 'node:net';
+import type { Connection } from '../../listener/connection';
+import type { WorkerContext } from '../../server/worker-context';
+import type { ProtocolSession } from '../registry';
+import { handleStream } from './h2-stream';
+
+const MAX_RESETS_PER_SECOND = 200;
+const { NGHTTP2_ENHANCE_YOUR_CALM } = http2.constants;
+
+export class Http2Listener {
+  private readonly server: http2.Http2Server;
+  private readonly sessions = new WeakMap<net.Socket, ServerHttp2Session>();
+
+  constructor(private readonly ctx: WorkerContext) {
+    const config = ctx.config;
+    this.server = http2.createServer({
+      settings: {
+        maxConcurrentStreams: config.max_concurrent_streams,
+        maxHeaderListSize: config.max_header_bytes,
+        enableConnectProtocol: config.protocols.includes('websocket'),
+      },
+      maxSessionInvalidFrames: 100,
+      maxSessionRejectedStreams: 100,
+    });
+    this.server.on('session', (session) => this.onSession(session));
+    this.server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, raw: string[]) => {
+      try {
+        handleStream(this.ctx, stream, headers, flags, raw);
+      } catch (err) {
+        this.ctx.log.error({ err }, 'HTTP/2 stream handling failed');
+        stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      }
+    });
+    this.server.on('sessionError', (err) => this.ctx.log.debug({ err }, 'HTTP/2 session error'));
+  }
+
+  /** Takes over a connection whose first bytes (`initial`) are already read. */
+  adopt(conn: Connection, initial: Buffer | null): void {
+    this.adoptSocket(conn.handOver(initial));
+  }
+
+  /** Takes a socket already set up, e.g. TLS that negotiated h2. */
+  adoptSocket(socket: net.Socket): void {
+    this.server.emit('connection', socket);
+  }
+
+  /** GOAWAY: no new streams; the open ones finish. */
+  drain(socket: net.Socket): void {
+    const session = this.sessions.get(socket);
+    if (session && !session.closed) session.close();
+    else socket.destroy();
+  }
+
+  private onSession(session: ServerHttp2Session): void {
+    const socket = session.socket as net.Socket;
+    this.sessions.set(socket, session);
+    if (this.ctx.draining) session.close();
+    session.setTimeout(this.ctx.config.connection_timeout_ms, () => {
+      // Idle: no frame in either direction for connection_timeout_ms.
+      session.close();
+      session.destroy();
+    });
+    let windowStart = Date.now();
+    let resets = 0;
+    session.on('stream', (stream) => {
+      stream.on('aborted', () => {
+        const now = Date.now();
+        if (now - windowStart > 1000) {
+          windowStart = now;
+          resets = 0;
+        }
+        if (++resets > MAX_RESETS_PER_SECOND) {
+          this.ctx.log.warn({ remote: socket.remoteAddress }, 'HTTP/2 rapid reset: closing the connection');
+          session.goaway(NGHTTP2_ENHANCE_YOUR_CALM);
+          session.destroy();
+        }
+      });
+    });
+    session.on('error', (err) => this.ctx.log.debug({ err }, 'HTTP/2 session error'));
+  }
+}
+
+/** The registry's view: the first bytes hand the connection to the worker's HTTP/2 server. */
+export function openHttp2Session(listener: Http2Listener, conn: Connection): ProtocolSession {
+  let adopted = false;
+  return {
+    onData(buf, start, end) {
+      if (adopted) return;
+      adopted = true;
+      listener.adopt(conn, Buffer.from(buf.subarray(start, end)));
+    },
+    onEnd: () => undefined,
+    onClose: () => undefined,
+    onHeadTimeout: () => conn.close(),
+    drain: () => listener.drain(conn.socket),
+  };
+}

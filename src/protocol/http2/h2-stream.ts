@@ -1,0 +1,129 @@
+/**
+ * One HTTP/2 request stream: routed like any request, answered directly
+ * (`respond` routes, errors) or proxied — to an HTTP/1.1 upstream through a
+ * ProxyExchange, or stream to stream to an `h2c://` upstream (gRPC).
+ */
+import { randomUUID } from 'node:crypto';
+import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { WorkerContext } from '../../server/worker-context';
+import { splitTarget } from '../../router/request-path';
+import { upstreamPath } from '../../router/rewrite';
+import type { RouteHit } from '../../router/compile';
+import type { UpstreamGroup } from '../../upstream/upstreams';
+import { ProxyExchange } from '../../proxy/proxy-exchange';
+import { BadPathError, BodyTooLargeError, MethodNotAllowedError, NotFoundError } from '../../errors';
+import { H2ClientSide, respondError } from './h2-client-side';
+import { h1RequestHead, h2HeaderValue } from './translate';
+import { proxyToH2Upstream } from '../../proxy/h2-stream-proxy';
+
+const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
+const CRLF = Buffer.from('\r\n', 'latin1');
+
+function clientIpOf(address: string | undefined): string {
+  if (!address) return '';
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
+}
+
+export function handleStream(ctx: WorkerContext, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, raw: string[]): void {
+  const method = headers[':method'] ?? 'GET';
+  const target = headers[':path'] ?? '/';
+  const authority = headers[':authority'] ?? h2HeaderValue(headers, 'host') ?? '';
+  const clientRequestId = h2HeaderValue(headers, 'x-request-id');
+  const requestId = clientRequestId ?? randomUUID();
+  const hasBody = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) === 0;
+
+  const { path, query } = splitTarget(target);
+  const match = ctx.router.match(method, authority || null, path, (name) => h2HeaderValue(headers, name));
+  if (match.kind === 'bad_path') return respondError(stream, new BadPathError(), requestId);
+  if (match.kind === 'not_found') return respondError(stream, new NotFoundError(), requestId);
+  if (match.kind === 'method_not_allowed') return respondError(stream, new MethodNotAllowedError(), requestId, { allow: match.allow.join(', ') });
+
+  const declared = Number(h2HeaderValue(headers, 'content-length') ?? -1);
+  const limit = ctx.config.max_body_bytes;
+  if (limit !== null && declared > limit) return respondError(stream, new BodyTooLargeError(), requestId);
+
+  const route = match.route;
+  if (route.respond) return respondDirect(stream, route.respond, method, hasBody);
+  const group = ctx.upstreams.group(match.index)!;
+  const upstreamTarget = upstreamPath(match, path, query);
+  if (group.targets[0].scheme === 'h2c') {
+    return proxyToH2Upstream(ctx, stream, raw, { route, group, method, path: upstreamTarget, authority, requestId, addRequestId: clientRequestId === undefined, clientIp: clientIpOf(stream.session?.socket?.remoteAddress), hasBody });
+  }
+  proxyToH1Upstream(ctx, stream, headers, raw, { match, group, method, upstreamTarget, authority, requestId, addRequestId: clientRequestId === undefined, hasBody, declared });
+}
+
+function respondDirect(stream: ServerHttp2Stream, respond: { status: number; headers: Record<string, string>; body: string }, method: string, hasBody: boolean): void {
+  const headers: Record<string, string | number> = { ':status': respond.status };
+  for (const [name, value] of Object.entries(respond.headers)) {
+    const lower = name.toLowerCase();
+    if (lower !== 'connection' && lower !== 'transfer-encoding' && lower !== 'content-length' && lower !== 'keep-alive') headers[lower] = value;
+  }
+  const body = Buffer.from(respond.body, 'utf8');
+  headers['content-length'] = body.length;
+  // The request body, if any, is not wanted: reading it keeps flow control moving.
+  if (hasBody) stream.resume();
+  stream.respond(headers);
+  stream.end(method === 'HEAD' ? undefined : body);
+}
+
+interface H1ProxyOptions {
+  match: RouteHit;
+  group: UpstreamGroup;
+  method: string;
+  upstreamTarget: string;
+  authority: string;
+  requestId: string;
+  addRequestId: boolean;
+  hasBody: boolean;
+  /** content-length as sent, or -1. */
+  declared: number;
+}
+
+function proxyToH1Upstream(ctx: WorkerContext, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, raw: string[], o: H1ProxyOptions): void {
+  const route = o.match.route;
+  const chunked = o.hasBody && o.declared < 0;
+  const hostFromTarget = !route.preserve_host || o.authority === '';
+  const peer = clientIpOf(stream.session?.socket?.remoteAddress);
+  const trusted = ctx.trustedProxies;
+  const clientIp = trusted.empty ? peer : trusted.clientAddress(peer, h2HeaderValue(headers, 'x-forwarded-for') ?? null);
+  const hashKey = o.group.config.load_balancing === 'consistent_hash' ? o.group.config.hash_key : undefined;
+  const hashHeader = hashKey ? (hashKey.startsWith('cookie:') ? 'cookie' : hashKey.slice('header:'.length).toLowerCase()) : null;
+  const client = new H2ClientSide(stream, o.requestId);
+  const exchange = new ProxyExchange(client, ctx, route, o.group, {
+    method: o.method,
+    head: h1RequestHead(raw, {
+      method: o.method,
+      path: o.upstreamTarget,
+      authority: o.authority,
+      hostFromTarget,
+      clientIp: peer,
+      proto: stream.session?.encrypted ? 'https' : 'http',
+      requestId: o.requestId,
+      addRequestId: o.addRequestId,
+      chunked,
+    }),
+    hostFromTarget,
+    requestId: o.requestId,
+    hasBody: o.hasBody,
+    clientIp,
+    hashHeader,
+    hashValue: hashHeader === null ? undefined : h2HeaderValue(headers, hashHeader),
+  });
+  stream.once('close', () => exchange.abort());
+  exchange.start();
+  if (!o.hasBody) return;
+  const limit = ctx.config.max_body_bytes;
+  let received = 0;
+  stream.on('data', (data: Buffer) => {
+    received += data.length;
+    if (limit !== null && received > limit) {
+      exchange.abort();
+      return respondError(stream, new BodyTooLargeError(), o.requestId);
+    }
+    exchange.sendBody(chunked ? Buffer.concat([Buffer.from(data.length.toString(16) + '\r\n', 'latin1'), data, CRLF]) : data);
+  });
+  stream.once('end', () => {
+    if (chunked) exchange.sendBody(LAST_CHUNK);
+    exchange.requestBodyDone();
+  });
+}

@@ -1,0 +1,82 @@
+/**
+ * Translation between HTTP/2 requests and HTTP/1.1 upstream messages
+ * (SPEC §5, RFC 9113 §8.2.2): pseudo-headers become the request line and
+ * Host, cookies are joined, connection-specific fields never cross, and the
+ * proxy's own X-Forwarded-* and X-Request-Id are set as for HTTP/1.
+ */
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
+import type { MessageHead } from '../http1/field-lines';
+import type { ResponseHead } from '../http1/response-head';
+
+/** Fields that never go from an HTTP/2 request to an HTTP/1.1 upstream (or are set by the proxy). */
+const REQUEST_SKIP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'host', 'expect', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-for', 'cookie']);
+/** Connection-specific fields an HTTP/2 response must not carry. */
+const RESPONSE_SKIP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te']);
+
+export interface H1HeadOptions {
+  method: string;
+  path: string;
+  authority: string;
+  /** Leave Host out and the head open: the exchange adds the target's Host and the blank line. */
+  hostFromTarget: boolean;
+  clientIp: string;
+  proto: string;
+  requestId: string;
+  addRequestId: boolean;
+  /** The body goes chunked (an HTTP/2 request body without content-length). */
+  chunked: boolean;
+}
+
+/** The HTTP/1.1 request head for an HTTP/2 request (`raw`: the stream's raw header pairs). */
+export function h1RequestHead(raw: readonly string[], options: H1HeadOptions): Buffer {
+  let head = `${options.method} ${options.path} HTTP/1.1\r\n`;
+  if (!options.hostFromTarget) head += `host: ${options.authority}\r\n`;
+  let cookie: string | null = null;
+  let forwardedFor: string | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i];
+    const value = raw[i + 1];
+    if (name.charCodeAt(0) === 0x3a /* ':' */) continue;
+    if (!REQUEST_SKIP.has(name)) head += `${name}: ${value}\r\n`;
+    else if (name === 'cookie') cookie = cookie === null ? value : `${cookie}; ${value}`;
+    else if (name === 'x-forwarded-for') forwardedFor = forwardedFor === null ? value : `${forwardedFor}, ${value}`;
+  }
+  if (cookie !== null) head += `cookie: ${cookie}\r\n`;
+  head += `x-forwarded-for: ${forwardedFor === null ? options.clientIp : `${forwardedFor}, ${options.clientIp}`}\r\n`;
+  head += `x-forwarded-proto: ${options.proto}\r\nx-forwarded-host: ${options.authority}\r\n`;
+  if (options.addRequestId) head += `x-request-id: ${options.requestId}\r\n`;
+  if (options.chunked) head += 'transfer-encoding: chunked\r\n';
+  return Buffer.from(options.hostFromTarget ? head : `${head}\r\n`, 'latin1');
+}
+
+/** The fields of an HTTP/1 head as HTTP/2 headers: lower-case names, repeated fields as arrays. */
+export function h2Fields(head: MessageHead, into: OutgoingHttpHeaders, skip: ReadonlySet<string>): OutgoingHttpHeaders {
+  for (let i = 0; i < head.headerCount; i++) {
+    const name = head.headerName(i).toLowerCase();
+    if (skip.has(name) || head.connectionTokens.includes(name)) continue;
+    const value = head.headerValue(i);
+    const prior = into[name];
+    if (prior === undefined) into[name] = value;
+    else if (Array.isArray(prior)) prior.push(value);
+    else into[name] = [String(prior), value];
+  }
+  return into;
+}
+
+/** An HTTP/1.1 upstream response head as HTTP/2 response headers. */
+export function h2ResponseHeaders(head: ResponseHead, requestId: string): OutgoingHttpHeaders {
+  const headers = h2Fields(head, { ':status': head.status }, RESPONSE_SKIP);
+  if (headers['x-request-id'] === undefined) headers['x-request-id'] = requestId;
+  return headers;
+}
+
+/** Trailer fields of a chunked upstream response, for HTTP/2 trailers. */
+export function h2Trailers(trailers: MessageHead | null): OutgoingHttpHeaders {
+  return trailers ? h2Fields(trailers, {}, RESPONSE_SKIP) : {};
+}
+
+/** One header value of an HTTP/2 request, joined when repeated. */
+export function h2HeaderValue(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value.join(', ') : value;
+}

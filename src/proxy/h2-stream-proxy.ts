@@ -1,0 +1,180 @@
+/**
+ * An HTTP/2 request proxied stream to stream to an `h2c://` target (gRPC end
+ * to end): headers, DATA with backpressure both ways, and trailers pass
+ * through; a trailers-only response stays one HEADERS frame. Failures before
+ * the response starts are retried like HTTP/1 ones (connect failures; resets
+ * of bodiless idempotent requests), afterwards the client stream is reset.
+ */
+import http2, { type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { RouteConfig } from '../config/types';
+import type { WorkerContext } from '../server/worker-context';
+import type { UpstreamGroup } from '../upstream/upstreams';
+import type { Target } from '../upstream/target';
+import type { BalancerInput } from '../balancer/balancer-base';
+import { NoHealthyTargetError, UpstreamConnectError, UpstreamResetError, UpstreamTimeoutError, type ZproxyError } from '../errors';
+import { respondError } from '../protocol/http2/h2-client-side';
+
+export interface H2ProxyRequest {
+  route: RouteConfig;
+  group: UpstreamGroup;
+  method: string;
+  /** Path and query for the upstream. */
+  path: string;
+  authority: string;
+  requestId: string;
+  addRequestId: boolean;
+  clientIp: string;
+  hasBody: boolean;
+}
+
+/** Request fields that never go upstream, or that the proxy sets. */
+const SKIP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-for']);
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+const { NGHTTP2_FLAG_END_STREAM, NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = http2.constants;
+
+export function proxyToH2Upstream(ctx: WorkerContext, stream: ServerHttp2Stream, raw: string[], request: H2ProxyRequest): void {
+  new H2StreamProxy(ctx, stream, raw, request).attempt(null);
+}
+
+class H2StreamProxy implements BalancerInput {
+  readonly clientIp: string;
+  private upstream: ClientHttp2Stream | null = null;
+  private target: Target | null = null;
+  private attempts = 0;
+  private responded = false;
+  private done = false;
+  private trailers: IncomingHttpHeaders | null = null;
+
+  constructor(
+    private readonly ctx: WorkerContext,
+    private readonly client: ServerHttp2Stream,
+    private readonly raw: string[],
+    private readonly request: H2ProxyRequest,
+  ) {
+    this.clientIp = request.clientIp;
+    client.once('close', () => this.cancel());
+    client.on('drain', () => this.upstream?.resume());
+    if (request.hasBody) this.pipeRequestBody();
+  }
+
+  getHeader(lowerName: string): string | undefined {
+    for (let i = 0; i < this.raw.length; i += 2) if (this.raw[i] === lowerName) return this.raw[i + 1];
+    return undefined;
+  }
+
+  attempt(exclude: Target | null): void {
+    const target = this.request.group.balancer.pick(this, exclude);
+    if (!target) return this.fail(new NoHealthyTargetError());
+    this.attempts++;
+    this.target = target;
+    target.begin();
+    let upstream: ClientHttp2Stream;
+    try {
+      upstream = this.ctx.h2Sessions.get(target).request(this.upstreamHeaders(target), { endStream: !this.request.hasBody });
+    } catch (err) {
+      return this.onUpstreamError(err as Error);
+    }
+    this.upstream = upstream;
+    upstream.setTimeout(this.request.route.timeout_ms, () => this.onUpstreamError(Object.assign(new Error('upstream response timed out'), { code: 'ETIMEDOUT' }), true));
+    upstream.on('response', (headers, flags) => this.onResponse(headers, flags));
+    upstream.on('trailers', (trailers) => (this.trailers = trailers));
+    upstream.on('data', (chunk: Buffer) => {
+      if (!this.client.write(chunk)) upstream.pause();
+    });
+    upstream.on('end', () => this.onEnd());
+    upstream.on('error', (err) => this.onUpstreamError(err));
+    upstream.on('close', () => {
+      if (!this.done && !this.responded) this.onUpstreamError(new Error(`upstream stream closed (code ${upstream.rstCode})`));
+      else if (!this.done) this.reset();
+    });
+  }
+
+  private upstreamHeaders(target: Target): OutgoingHttpHeaders {
+    const { route, path, authority, method, requestId, addRequestId, clientIp } = this.request;
+    const headers: OutgoingHttpHeaders = {
+      ':method': method,
+      ':path': path,
+      ':scheme': 'http',
+      ':authority': route.preserve_host && authority !== '' ? authority : target.authority,
+    };
+    let forwardedFor: string | undefined;
+    for (let i = 0; i < this.raw.length; i += 2) {
+      const name = this.raw[i];
+      if (name.charCodeAt(0) === 0x3a || SKIP.has(name)) {
+        if (name === 'x-forwarded-for') forwardedFor = forwardedFor ? `${forwardedFor}, ${this.raw[i + 1]}` : this.raw[i + 1];
+        continue;
+      }
+      const prior = headers[name];
+      headers[name] = prior === undefined ? this.raw[i + 1] : ([] as string[]).concat(prior as string | string[], this.raw[i + 1]);
+    }
+    headers['x-forwarded-for'] = forwardedFor ? `${forwardedFor}, ${clientIp}` : clientIp;
+    headers['x-forwarded-proto'] = this.client.session?.encrypted ? 'https' : 'http';
+    if (authority !== '') headers['x-forwarded-host'] = authority;
+    if (addRequestId) headers['x-request-id'] = requestId;
+    return headers;
+  }
+
+  private pipeRequestBody(): void {
+    this.client.on('data', (chunk: Buffer) => {
+      if (this.upstream && !this.upstream.write(chunk)) {
+        this.client.pause();
+        this.upstream.once('drain', () => this.client.resume());
+      }
+    });
+    this.client.once('end', () => this.upstream?.end());
+  }
+
+  private onResponse(headers: IncomingHttpHeaders, flags: number): void {
+    if (this.done || this.client.destroyed) return;
+    this.responded = true;
+    const outgoing: OutgoingHttpHeaders = { ...headers };
+    if (outgoing['x-request-id'] === undefined) outgoing['x-request-id'] = this.request.requestId;
+    const trailersOnly = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
+    this.client.respond(outgoing, { endStream: trailersOnly, waitForTrailers: !trailersOnly });
+    if (!trailersOnly) this.client.once('wantTrailers', () => this.client.sendTrailers(this.trailers ?? {}));
+  }
+
+  private onEnd(): void {
+    if (this.done) return;
+    this.done = true;
+    this.target?.recordSuccess();
+    this.target?.end();
+    if (!this.client.destroyed && !this.client.writableEnded) this.client.end();
+  }
+
+  private onUpstreamError(err: Error, timedOut = false): void {
+    if (this.done) return;
+    const target = this.target;
+    const upstream = this.upstream;
+    this.upstream = null;
+    upstream?.close(NGHTTP2_CANCEL);
+    target?.end();
+    target?.recordFailure(Date.now());
+    this.ctx.log.debug({ err, target: target?.url, attempt: this.attempts }, 'h2 upstream stream failed');
+    if (this.responded) return this.reset();
+    const connectFailure = (err as NodeJS.ErrnoException).code === 'ECONNREFUSED' || (err as NodeJS.ErrnoException).code === 'ETIMEDOUT';
+    const retryable = !timedOut && !this.request.hasBody && (connectFailure || IDEMPOTENT.has(this.request.method));
+    if (retryable && this.attempts <= this.request.route.retries) return this.attempt(target);
+    const code = (err as NodeJS.ErrnoException).code ?? err.message;
+    this.fail(timedOut ? new UpstreamTimeoutError() : connectFailure ? new UpstreamConnectError(code) : new UpstreamResetError(code));
+  }
+
+  private fail(error: ZproxyError): void {
+    this.done = true;
+    respondError(this.client, error, this.request.requestId);
+  }
+
+  /** The response broke off: reset this stream only. */
+  private reset(): void {
+    this.done = true;
+    if (!this.client.destroyed) this.client.close(NGHTTP2_INTERNAL_ERROR);
+  }
+
+  /** The client went away. */
+  private cancel(): void {
+    if (this.done) return;
+    this.done = true;
+    this.target?.end();
+    this.upstream?.close(NGHTTP2_CANCEL);
+  }
+}
