@@ -23,6 +23,7 @@ const { NGHTTP2_ENHANCE_YOUR_CALM } = http2.constants;
 export class Http2Listener {
   private readonly server: http2.Http2Server;
   private readonly sessions = new WeakMap<net.Socket, ServerHttp2Session>();
+  private adopting: net.Socket | null = null;
 
   constructor(private readonly ctx: WorkerContext) {
     const config = ctx.config;
@@ -54,7 +55,13 @@ export class Http2Listener {
 
   /** Takes a socket already set up, e.g. TLS that negotiated h2. */
   adoptSocket(socket: net.Socket): void {
-    this.server.emit('connection', socket);
+    // The session is created within emit(); `session.socket` is only a proxy of this socket.
+    this.adopting = socket;
+    try {
+      this.server.emit('connection', socket);
+    } finally {
+      this.adopting = null;
+    }
   }
 
   /** GOAWAY: no new streams; the open ones finish. */
@@ -65,7 +72,7 @@ export class Http2Listener {
   }
 
   private onSession(session: ServerHttp2Session): void {
-    const socket = session.socket as net.Socket;
+    const socket = this.adopting ?? (session.socket as net.Socket);
     this.sessions.set(socket, session);
     if (this.ctx.draining) session.close();
     session.setTimeout(this.ctx.config.connection_timeout_ms, () => {
