@@ -15,6 +15,7 @@ import { BadPathError, BodyTooLargeError, MethodNotAllowedError, NotFoundError }
 import { H2ClientSide, respondError } from './h2-client-side';
 import { h1RequestHead, h2HeaderValue } from './translate';
 import { proxyToH2Upstream } from '../../proxy/h2-stream-proxy';
+import { tunnelH2WebSocket } from './h2-websocket';
 
 const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
 const CRLF = Buffer.from('\r\n', 'latin1');
@@ -46,6 +47,9 @@ export function handleStream(ctx: WorkerContext, stream: ServerHttp2Stream, head
   if (route.respond) return respondDirect(stream, route.respond, method, hasBody);
   const group = ctx.upstreams.group(match.index)!;
   const upstreamTarget = upstreamPath(match, path, query);
+  if (method === 'CONNECT' && headers[':protocol'] === 'websocket' && group.targets[0].scheme !== 'h2c') {
+    return tunnelH2WebSocket(ctx, stream, headers, { group, path: upstreamTarget, authority, preserveHost: route.preserve_host, clientIp: clientIpOf(stream.session?.socket?.remoteAddress), requestId });
+  }
   if (group.targets[0].scheme === 'h2c') {
     return proxyToH2Upstream(ctx, stream, raw, { route, group, method, path: upstreamTarget, authority, requestId, addRequestId: clientRequestId === undefined, clientIp: clientIpOf(stream.session?.socket?.remoteAddress), hasBody });
   }
