@@ -163,15 +163,15 @@ describe('Router.match', () => {
 describe('upstreamPath', () => {
   const rows: Array<[string, RouteConfig, string, string, string]> = [
     // [name, route, request path, query, upstream path]
-    ['unchanged with query', route('/api'), '/api/users', 'a=1&b', '/api/users?a=1&b'],
+    ['unchanged with query', route('/api'), '/api/users', '?a=1&b', '/api/users?a=1&b'],
     ['normalised path is forwarded', route('/'), '/a//b/./c/../d', '', '/a/b/d'],
-    ['strip_prefix', route('/api', { strip_prefix: true }), '/api/users', 'x=1', '/users?x=1'],
+    ['strip_prefix', route('/api', { strip_prefix: true }), '/api/users', '?x=1', '/users?x=1'],
     ['strip_prefix to root', route('/api', { strip_prefix: true }), '/api', '', '/'],
     ['strip_prefix keeps trailing slash', route('/api', { strip_prefix: true }), '/api/users/', '', '/users/'],
     ['strip_prefix with param', route('/t/:tenant', { strip_prefix: true }), '/t/acme/orders', '', '/orders'],
     ['strip_prefix with wildcard', route('/static/*', { strip_prefix: true }), '/static/css/a.css', '', '/css/a.css'],
     ['strip_prefix on /', route('/', { strip_prefix: true }), '/x', '', '/x'],
-    ['rewrite replaces the prefix', route('/api', { rewrite: '/v1' }), '/api/users', 'q', '/v1/users?q'],
+    ['rewrite replaces the prefix', route('/api', { rewrite: '/v1' }), '/api/users', '?q', '/v1/users?q'],
     ['rewrite with trailing slash', route('/api', { rewrite: '/v1/' }), '/api/users', '', '/v1/users'],
     ['rewrite exact', route('/api', { rewrite: '/v1' }), '/api', '', '/v1'],
     ['rewrite with params', route('/users/:id', { rewrite: '/v2/accounts/:id' }), '/users/5/posts', '', '/v2/accounts/5/posts'],
@@ -192,13 +192,14 @@ describe('upstreamPath', () => {
 
 describe('splitTarget', () => {
   test.each([
-    ['/p?q=1', { path: '/p', query: 'q=1', authority: null }],
+    ['/p?q=1', { path: '/p', query: '?q=1', authority: null }],
+    ['/p?', { path: '/p', query: '?', authority: null }],
     ['/p', { path: '/p', query: '', authority: null }],
-    ['/p?a?b#frag', { path: '/p', query: 'a?b', authority: null }],
-    ['http://Host:8080/p?q', { path: '/p', query: 'q', authority: 'Host:8080' }],
+    ['/p?a?b#frag', { path: '/p', query: '?a?b', authority: null }],
+    ['http://Host:8080/p?q', { path: '/p', query: '?q', authority: 'Host:8080' }],
     ['https://user@h/p', { path: '/p', query: '', authority: 'h' }],
     ['http://h', { path: '/', query: '', authority: 'h' }],
-    ['http://h?x=1', { path: '/', query: 'x=1', authority: 'h' }],
+    ['http://h?x=1', { path: '/', query: '?x=1', authority: 'h' }],
     ['http://[::1]:8000/a', { path: '/a', query: '', authority: '[::1]:8000' }],
     ['*', { path: '*', query: '', authority: null }],
   ])('%s', (target, expected) => {

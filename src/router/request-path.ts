@@ -6,7 +6,7 @@
 export interface RequestTarget {
   /** Starts with "/" for origin- and absolute-form targets; `*` for asterisk-form. */
   path: string;
-  /** Without the "?"; "" when absent. */
+  /** With its "?" (so an empty query `/p?` survives as "?"); "" when absent. */
   query: string;
   /** The authority of an absolute-form target (`http://host:port/...`), else null. */
   authority: string | null;
@@ -28,7 +28,7 @@ export function splitTarget(target: string): RequestTarget {
   if (hash !== -1) rest = rest.slice(0, hash);
   const mark = rest.indexOf('?');
   const path = mark === -1 ? rest : rest.slice(0, mark);
-  return { path: path === '' && authority !== null ? '/' : path, query: mark === -1 ? '' : rest.slice(mark + 1), authority };
+  return { path: path === '' && authority !== null ? '/' : path, query: mark === -1 ? '' : rest.slice(mark), authority };
 }
 
 const DOT = /^(?:\.|%2e)$/i;

@@ -9,7 +9,7 @@ import { normalisePath } from './request-path';
 const CAPTURE = /\/?\*|:[A-Za-z_][A-Za-z0-9_]*/g;
 
 /**
- * `originalPath` is the path given to `Router.match`, `query` is without "?".
+ * `originalPath` is the path given to `Router.match`, `query` is with its "?" (or "").
  * The rest of the path below `matchedPrefix` follows the replacement unless
  * the rewrite template places it with `*`.
  */
@@ -19,7 +19,7 @@ export function upstreamPath(match: RouteHit, originalPath: string, query: strin
   let upstream = path;
   if (match.route.rewrite !== undefined) upstream = applyTemplate(match.route.rewrite, match.params, rest);
   else if (match.route.strip_prefix) upstream = rest === '' ? '/' : rest;
-  return query === '' ? upstream : `${upstream}?${query}`;
+  return upstream + query;
 }
 
 function applyTemplate(template: string, params: Readonly<Record<string, string>>, rest: string): string {

@@ -25,6 +25,8 @@ export type UpstreamFailure =
 /** What the connection reports to the request it carries. */
 export interface UpstreamExchange {
   readonly method: string;
+  /** The request asked to switch protocols (WebSocket): only then is a 101 acceptable. */
+  readonly upgrading?: boolean;
   /** The socket connected (only for new connections). */
   onConnected(): void;
   /** The socket's write queue drained. */
@@ -211,6 +213,10 @@ export class UpstreamConnection {
       }
       this.responseStarted = true;
       const head = parsed.head;
+      if (head.status === 101 && !this.exchange!.upgrading) {
+        this.fail('bad_response', new Error('101 Switching Protocols to a request that asked for no upgrade'));
+        return -1;
+      }
       if (head.status >= 100 && head.status < 200 && head.status !== 101) {
         this.exchange!.onInterim(head);
         start = parsed.headEnd;
