@@ -8,10 +8,11 @@ import { defaultConfigPath, readConfigFile } from './config/load';
 import { Server } from './server/server';
 
 const USAGE = `Usage:
-  zproxy start [--config FILE] [--upstream URL] [--port N] [--threads N]
+  zproxy start [--config FILE] [--upstream URL] [--port N] [--threads N] [--no-admin]
       Start the proxy. Without --config, the embedded default config/zproxy.json
       (a welcome response on / and the admin API on 127.0.0.1:9901).
-      --upstream URL replaces the routes with one catch-all route to URL.
+      --upstream URL replaces the routes with one catch-all route to URL;
+      --no-admin turns the admin listener off.
       SIGTERM/SIGINT drain and exit 0; a second signal exits at once (1);
       SIGHUP reloads routes and middleware from the config file.
   zproxy validate FILE
@@ -27,6 +28,7 @@ Environment:
 interface StartFlags {
   config?: string;
   upstream?: string;
+  noAdmin?: boolean;
   port?: number;
   threads?: number;
 }
@@ -35,6 +37,10 @@ function parseStartFlags(args: string[]): StartFlags {
   const flags: StartFlags = {};
   for (let i = 0; i < args.length; i++) {
     const flag = args[i];
+    if (flag === '--no-admin') {
+      flags.noAdmin = true;
+      continue;
+    }
     const value = args[i + 1];
     if (value === undefined) throw new UsageError(`${flag} needs a value`);
     i++;
@@ -58,7 +64,7 @@ class UsageError extends Error {}
 function configFor(flags: StartFlags) {
   const file = flags.config ?? defaultConfigPath();
   const config = readConfigFile(file);
-  if (flags.port === undefined && flags.threads === undefined && flags.upstream === undefined) return { file, config };
+  if (flags.port === undefined && flags.threads === undefined && flags.upstream === undefined && !flags.noAdmin) return { file, config };
   return {
     file,
     config: loadConfig({
@@ -66,6 +72,7 @@ function configFor(flags: StartFlags) {
       ...(flags.port !== undefined && { port: flags.port }),
       ...(flags.threads !== undefined && { thread_count: flags.threads }),
       ...(flags.upstream !== undefined && { routes: [{ path: '/', upstream: flags.upstream }] }),
+      ...(flags.noAdmin && { admin: null }),
     }),
   };
 }

@@ -11,7 +11,9 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CLI, listeningPort, startCli } from './helpers/server';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { CLI, exchange, listeningPort, startCli } from './helpers/server';
 import { closeAll, header, startRecordingUpstream } from './helpers/upstreams';
 
 let dir: string;
@@ -94,4 +96,20 @@ test('start --upstream with an invalid URL exits non-zero naming the route', asy
 test('--upstream is in --help', async () => {
   const result = await run(['--help']);
   expect(result.stdout).toMatch(/--upstream URL/);
+});
+
+test('--upstream without a config file and --no-admin: the one-line use', async () => {
+  const upstream = http.createServer((req, res) => res.end(`upstream saw ${req.url}`));
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', () => r()));
+  const proxy = await startCli(['start', '--upstream', `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, '--port', '0', '--no-admin']);
+  try {
+    expect(proxy.output()).not.toMatch(/admin http/);
+    const port = listeningPort(proxy.output());
+    const answer = await exchange(port, 'GET /one/line HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(answer).toMatch(/\r\n\r\nupstream saw \/one\/line$/);
+  } finally {
+    proxy.child.kill('SIGTERM');
+    await proxy.exited;
+    await new Promise((r) => upstream.close(r));
+  }
 });

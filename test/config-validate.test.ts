@@ -537,3 +537,10 @@ describe('reading a file', () => {
     expect(readConfigFile(file).tls.cert_file).toBe(path.join(dir, 'c.pem'));
   });
 });
+
+test('a rewrite may place the wildcard capture anywhere, once', () => {
+  const ok = validateConfig({ routes: [{ path: '/files/*', upstream: 'http://127.0.0.1:1', rewrite: '/bucket/*/raw' }] });
+  expect('config' in ok).toBe(true);
+  const twice = validateConfig({ routes: [{ path: '/files/*', upstream: 'http://127.0.0.1:1', rewrite: '/a/*/b/*' }] });
+  expect('errors' in twice && twice.errors).toEqual(['routes[0].rewrite: may use "*" only once, got "/a/*/b/*"']);
+});

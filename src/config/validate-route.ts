@@ -41,14 +41,16 @@ function capturesOf(pattern: string): Captures {
   const segments = pattern.split('/');
   return {
     params: segments.filter((segment) => segment.startsWith(':')).map((segment) => segment.slice(1)),
-    wildcard: segments[segments.length - 1] === '*',
+    wildcard: pattern.includes('*'),
   };
 }
 
 /**
  * A route `path` or a `rewrite`: starts with "/", no empty segment, `:name`
- * segments with identifier names, `*` only as the whole last segment.
- * A route path may not capture the same name twice; a rewrite may reuse one.
+ * segments with identifier names. In a path `*` is only the whole last
+ * segment; a rewrite places the captured rest anywhere, once (such as
+ * `/img-*`, or between two literal segments). A route path may not capture the same name
+ * twice; a rewrite may reuse one.
  */
 function pathPattern(kind: 'path' | 'rewrite'): Check<string> {
   return (value, path, ctx) => {
@@ -58,9 +60,10 @@ function pathPattern(kind: 'path' | 'rewrite'): Check<string> {
     if (invalid) return ctx.add(path, `must not contain ${quote(invalid[0])}, got ${describe(value)}`);
     if (value.includes('//')) return ctx.add(path, `must not contain an empty segment ("//"), got ${describe(value)}`);
     const segments = value.split('/').slice(1);
+    if (kind === 'rewrite' && value.indexOf('*') !== value.lastIndexOf('*')) return ctx.add(path, `may use "*" only once, got ${describe(value)}`);
     const seen = new Set<string>();
     for (const [index, segment] of segments.entries()) {
-      if (segment.includes('*') && (segment !== '*' || index !== segments.length - 1)) {
+      if (kind === 'path' && segment.includes('*') && (segment !== '*' || index !== segments.length - 1)) {
         return ctx.add(path, `"*" is only allowed as the whole last segment, got ${describe(value)}`);
       }
       if (!segment.startsWith(':')) continue;
