@@ -4,32 +4,16 @@
  * after fail_timeout_ms), active health checks taking a target out and
  * bringing it back, and 503 JSON when no target is left.
  */
-import type { Server } from '../dist/index';
-import { startProxy } from './helpers/server';
 import {
   RawClient,
   RecordingUpstream,
-  closeAll,
   errorBody,
   refusedPort,
   requestHead,
   sleep,
   startRecordingUpstream,
 } from './helpers/upstreams';
-
-let proxies: Server[] = [];
-
-afterEach(async () => {
-  await closeAll();
-  await Promise.all(proxies.map((p) => p.stop()));
-  proxies = [];
-});
-
-async function proxyFor(routes: unknown[], extra: Record<string, unknown> = {}): Promise<number> {
-  const proxy = await startProxy({ drain_timeout_ms: 1000, routes, ...extra }, false);
-  proxies.push(proxy);
-  return proxy.address().port;
-}
+import { proxyFor } from './helpers/proxy-per-test';
 
 /** Requests spread over `connections` keep-alive connections; the statuses. */
 async function burst(port: number, path: string, n: number, connections = 4): Promise<number[]> {

@@ -5,23 +5,8 @@
  * is never replayed; `retries: 0` never retries; a stale pooled keep-alive
  * connection is replaced transparently.
  */
-import type { Server } from '../dist/index';
-import { startProxy } from './helpers/server';
-import { RawClient, closeAll, errorBody, refusedPort, requestHead, sleep, startRecordingUpstream } from './helpers/upstreams';
-
-let proxies: Server[] = [];
-
-afterEach(async () => {
-  await closeAll();
-  await Promise.all(proxies.map((p) => p.stop()));
-  proxies = [];
-});
-
-async function proxyFor(routes: unknown[], extra: Record<string, unknown> = {}): Promise<number> {
-  const proxy = await startProxy({ drain_timeout_ms: 1000, routes, ...extra }, false);
-  proxies.push(proxy);
-  return proxy.address().port;
-}
+import { RawClient, errorBody, refusedPort, requestHead, sleep, startRecordingUpstream } from './helpers/upstreams';
+import { proxyFor } from './helpers/proxy-per-test';
 
 const post = (path: string, body: string, extra = ''): string => `POST ${path} HTTP/1.1\r\nHost: p\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`;
 

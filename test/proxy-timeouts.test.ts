@@ -4,23 +4,8 @@
  * timeout_ms → 504; idle pooled connections closed after keepalive_timeout_ms.
  * Only generous upper bounds on time.
  */
-import type { Server } from '../dist/index';
-import { startProxy } from './helpers/server';
-import { RawClient, closeAll, errorBody, requestHead, sleep, startBlackhole, startRecordingUpstream } from './helpers/upstreams';
-
-let proxies: Server[] = [];
-
-afterEach(async () => {
-  await closeAll();
-  await Promise.all(proxies.map((p) => p.stop()));
-  proxies = [];
-});
-
-async function proxyFor(routes: unknown[], extra: Record<string, unknown> = {}): Promise<number> {
-  const proxy = await startProxy({ drain_timeout_ms: 1000, routes, ...extra }, false);
-  proxies.push(proxy);
-  return proxy.address().port;
-}
+import { RawClient, errorBody, requestHead, sleep, startBlackhole, startRecordingUpstream } from './helpers/upstreams';
+import { proxyFor } from './helpers/proxy-per-test';
 
 test('connect timeout (upstream_connect_timeout_ms) → 502 with a JSON body', async () => {
   const hole = await startBlackhole();
