@@ -9,7 +9,9 @@
         "native/affinity.cc",
         "native/errors.cc",
         "native/node_buffer.cc",
-        "native/numa.cc"
+        "native/numa.cc",
+        "native/splice_tunnel.cc",
+        "native/splice_tunnel_binding.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

@@ -7,6 +7,7 @@
 #include "affinity.h"
 #include "node_buffer.h"
 #include "numa.h"
+#include "splice_tunnel_binding.h"
 
 namespace {
 
@@ -22,6 +23,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("nodeBufferStats", Napi::Function::New(env, zproxy::NodeBufferStats, "nodeBufferStats"));
   exports.Set("AcceptLoop", zproxy::InitAcceptLoop(env, data));
   exports.Set("attachWorker", Napi::Function::New(env, zproxy::AttachWorker, "attachWorker"));
+  exports.Set("createTunnel", Napi::Function::New(env, zproxy::CreateTunnel, "createTunnel"));
+  exports.Set("closeTunnel", Napi::Function::New(env, zproxy::CloseTunnel, "closeTunnel"));
+  exports.Set("tunnelStats", Napi::Function::New(env, zproxy::TunnelStatsJs, "tunnelStats"));
   return exports;
 }
 
