@@ -70,9 +70,35 @@ export class Connection {
     return this.socket;
   }
 
+  /** Set while the connection lives outside its JS socket (a splice tunnel): ends it there. */
+  private outsideClose: (() => void) | null = null;
+
+  /** The connection lives on outside its JS socket, which closing does not end. */
+  get outside(): boolean {
+    return this.outsideClose !== null;
+  }
+
+  /**
+   * The connection goes on outside its JS socket (a splice tunnel works on a
+   * dup of the fd): the socket may be destroyed now without ending the
+   * connection or freeing its max_connections slot. `close` ends it from
+   * here (drain timeout, worker exit); call the returned function once it has
+   * really ended.
+   */
+  moveOutside(close: () => void): () => void {
+    this.outsideClose = close;
+    this.setActive();
+    return () => {
+      if (this.outsideClose === null) return;
+      this.outsideClose = null;
+      this.set.outsideEnded(this);
+    };
+  }
+
   close(): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
+    if (this.outsideClose) return this.outsideClose();
     this.socket.destroy();
   }
 
@@ -179,7 +205,9 @@ export class ConnectionSet {
     this.connections.add(conn);
     const current = conn;
     socket.on('error', (err) => this.ctx.log.debug({ err, remote: current.remoteAddress }, 'client socket error'));
-    socket.once('close', () => this.forget(current));
+    socket.once('close', () => {
+      if (!current.outside) this.forget(current);
+    });
     socket.on('end', () => current.endOfInput());
     if (!readsIntoPool) socket.on('data', current.onSocketData);
     if (readsIntoPool && !conn.openPeeked(peekedKind)) return conn.close();
@@ -201,6 +229,11 @@ export class ConnectionSet {
 
   stop(): void {
     clearInterval(this.sweepTimer);
+  }
+
+  /** A connection that had moved outside its socket (see Connection.moveOutside) has ended. */
+  outsideEnded(conn: Connection): void {
+    this.forget(conn);
   }
 
   private forget(conn: Connection): void {

@@ -84,6 +84,22 @@ export interface RawWorkerAttachment {
   detach(): void;
 }
 
+/** How a splice tunnel ended, reported once to its `onClose`. */
+export interface TunnelResult {
+  /** Bytes delivered to B (queued `toB` bytes included), and to A. */
+  bytesAtoB: number;
+  bytesBtoA: number;
+  /**
+   * `eof`: both sides ended (each FIN passed on as a half-close);
+   * `error`: a read or write failed (`error` holds the errno name, e.g. ECONNRESET);
+   * `idle`: no byte moved either way for idleTimeoutMs; `closed`: closeTunnel().
+   */
+  reason: 'eof' | 'error' | 'idle' | 'closed';
+  error?: string;
+}
+
+export type TunnelCloseCallback = (result: TunnelResult) => void;
+
 export interface RawAddon {
   /**
    * libnuma's view of the machine, loaded with dlopen at run time.
@@ -116,4 +132,28 @@ export interface RawAddon {
    * underlying thread-safe function is unref'd, so it never keeps the worker alive.
    */
   attachWorker(loopId: number, index: number, onConnection: ConnectionCallback): RawWorkerAttachment;
+
+  /**
+   * Joins two connected stream sockets in the kernel: a process-wide native
+   * epoll thread (started with the first tunnel) moves bytes A->B and B->A
+   * with splice(2) through a pipe per direction. An EOF on one side becomes
+   * shutdown(SHUT_WR) on the other (half-close); both EOFs, an error, the idle
+   * timeout (0 = none) or closeTunnel() close everything. Returns the tunnel id.
+   *
+   * Lifetimes: `fdA`/`fdB` stay the caller's: the tunnel works on dups of
+   * them (6 fds per tunnel: 2 dups, 2 pipes), so the caller destroys its
+   * sockets right after this call without the peers seeing anything. Call it
+   * before Node reads anything more from either socket, and with nothing left
+   * in their write queues. `toB`/`toA` (copied) are bytes the caller had
+   * already read: they are written to B/A before any spliced byte.
+   * `onClose` runs once on the calling thread (its thread-safe function is
+   * unref'd: an open tunnel never keeps a thread alive); if that thread's
+   * environment is torn down first, its tunnels are closed without a report.
+   * Throws an Error with `code` (EBADF, EMFILE...) and then keeps nothing.
+   */
+  createTunnel(fdA: number, fdB: number, idleTimeoutMs: number, onClose: TunnelCloseCallback, toB?: Buffer, toA?: Buffer): number;
+  /** Closes a live tunnel (reported as `closed`); false when it already ended. Any thread. */
+  closeTunnel(id: number): boolean;
+  /** Process-wide counters; `running`: the tunnel thread is up. */
+  tunnelStats(): { active: number; created: number; closed: number; running: boolean };
 }
