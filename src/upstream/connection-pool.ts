@@ -45,6 +45,11 @@ export class ConnectionPool {
       const conn = this.idle.pop()!;
       if (conn.state === 'idle') return conn;
     }
+    return this.connect();
+  }
+
+  /** A new connection, never an idle one (WebSocket upgrades: it never comes back to the pool). */
+  connect(): UpstreamConnection {
     this.open++;
     const host = this.resolver?.address() ?? this.target.host;
     // A buffer per connection, never handed on: a client write may still hold a view of it.

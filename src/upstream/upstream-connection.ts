@@ -12,7 +12,8 @@ import net from 'node:net';
 import { parseResponseHead, type ResponseHead, type BodyFraming } from '../protocol/http1/response-head';
 import { ChunkedDecoder } from '../protocol/http1/chunked';
 
-export type UpstreamState = 'connecting' | 'idle' | 'busy' | 'closed';
+/** `upgraded`: a 101 switched it to a tunnel; its bytes go to the raw reader, never to an exchange again. */
+export type UpstreamState = 'connecting' | 'idle' | 'busy' | 'upgraded' | 'closed';
 
 /** Where an upstream failure happened: decides retries and the status the client sees. */
 export type UpstreamFailure =
@@ -27,6 +28,12 @@ export interface UpstreamExchange {
   readonly method: string;
   /** The request asked to switch protocols (WebSocket): only then is a 101 acceptable. */
   readonly upgrading?: boolean;
+  /**
+   * The 101 to an upgrading request: the connection now belongs to the
+   * caller (see `readRaw`); `rest` holds the bytes that followed the head in
+   * the same read (valid only during the call).
+   */
+  onSwitchingProtocols?(head: ResponseHead, rest: Buffer): void;
   /** The socket connected (only for new connections). */
   onConnected(): void;
   /** The socket's write queue drained. */
@@ -150,6 +157,7 @@ export class UpstreamConnection {
   }
 
   private onEnd(): void {
+    if (this.state === 'upgraded') return; // the tunnel passes the end on
     // Read-until-close bodies end here; anything else half-done is a failure.
     if (this.state === 'busy' && !this.awaitingHead && this.framing === 'close') {
       this.reusable = false;
@@ -177,7 +185,29 @@ export class UpstreamConnection {
     exchange?.onUpstreamError(failure, error);
   }
 
+  /** After a 101: every read goes to `reader` (bytes valid only during the call: the buffer is reused). */
+  readRaw(reader: (buf: Buffer, n: number) => void): void {
+    this.rawReader = reader;
+  }
+
+  private rawReader: ((buf: Buffer, n: number) => void) | null = null;
+
+  private switchProtocols(head: ResponseHead, rest: Buffer): void {
+    const exchange = this.exchange!;
+    if (!exchange.onSwitchingProtocols) return this.fail('bad_response', new Error('101 Switching Protocols with nobody to take the connection'));
+    this.exchange = null;
+    this.state = 'upgraded';
+    this.reusable = false;
+    this.awaitingHead = false;
+    this.socket.setTimeout(0);
+    exchange.onSwitchingProtocols(head, rest);
+  }
+
   private onRead(buf: Buffer, n: number): void {
+    if (this.state === 'upgraded') {
+      this.rawReader?.(buf, n);
+      return;
+    }
     if (this.state !== 'busy' || !this.exchange) {
       // Bytes nobody asked for: the connection's framing can no longer be trusted.
       return this.fail('bad_response', new Error('unexpected bytes from an idle upstream connection'));
@@ -217,7 +247,11 @@ export class UpstreamConnection {
         this.fail('bad_response', new Error('101 Switching Protocols to a request that asked for no upgrade'));
         return -1;
       }
-      if (head.status >= 100 && head.status < 200 && head.status !== 101) {
+      if (head.status === 101) {
+        this.switchProtocols(head, data.subarray(parsed.headEnd, end));
+        return -1;
+      }
+      if (head.status >= 100 && head.status < 200) {
         this.exchange!.onInterim(head);
         start = parsed.headEnd;
         if (start === end) return -1;
