@@ -3,7 +3,8 @@
  * original header lines byte for byte (names keep their case and order)
  * and leaving out what must not cross a proxy (SPEC §5):
  * - hop-by-hop fields: Connection, every field it names, Keep-Alive,
- *   Proxy-Connection, TE, Transfer-Encoding, Upgrade;
+ *   Proxy-Connection, TE, Transfer-Encoding, Upgrade (a WebSocket upgrade
+ *   names itself again: `upgrade` option, forwardSwitchingHead);
  * - fields the proxy sets itself: X-Forwarded-Proto and X-Forwarded-Host
  *   (never trusted from the client), X-Forwarded-For (appended to), Expect
  *   (zproxy answers 100-continue itself);
@@ -102,6 +103,8 @@ export interface ForwardRequestOptions {
   requestId: string;
   /** Whether X-Request-Id must be added (the client sent none). */
   addRequestId: boolean;
+  /** A WebSocket upgrade: the client's Upgrade value, named again with `Connection: upgrade`. */
+  upgrade?: string;
 }
 
 /** The upstream request head; framing (Content-Length or chunked) is kept as the client sent it. */
@@ -111,6 +114,7 @@ export function forwardRequestHead(head: RequestHead, options: ForwardRequestOpt
   if (head.host !== null) extra += `x-forwarded-host: ${head.host}\r\n`;
   if (options.addRequestId) extra += `x-request-id: ${options.requestId}\r\n`;
   if (head.chunked) extra += 'transfer-encoding: chunked\r\n';
+  if (options.upgrade) extra += `connection: upgrade\r\nupgrade: ${options.upgrade}\r\n`;
   const table = options.hostFromTarget ? REQUEST_DROP_WITH_HOST : REQUEST_DROP;
   return assemble(head, table, `${head.method} ${options.path} HTTP/1.1\r\n`, options.hostFromTarget ? extra : `${extra}\r\n`);
 }
@@ -141,6 +145,17 @@ export function forwardResponseHead(head: ResponseHead, options: ForwardResponse
   if (options.close) extra += 'connection: close\r\n';
   else if (options.keepAliveHeader) extra += 'connection: keep-alive\r\n';
   return assemble(head, RESPONSE_DROP, `HTTP/1.1 ${head.status} ${reason}\r\n`, `${extra}\r\n`);
+}
+
+/**
+ * The upstream's 101 relayed to the client: hop-by-hop fields dropped like any
+ * response's, then the upgrade named again (`Connection: upgrade`, `Upgrade`);
+ * every other field (Sec-WebSocket-*) as the upstream sent it.
+ */
+export function forwardSwitchingHead(head: ResponseHead, options: { requestId: string; addRequestId: boolean }): Buffer {
+  let extra = `connection: upgrade\r\nupgrade: ${head.upgrade ?? head.getHeaderJoined('upgrade') ?? 'websocket'}\r\n`;
+  if (options.addRequestId) extra += `x-request-id: ${options.requestId}\r\n`;
+  return assemble(head, RESPONSE_DROP, `HTTP/1.1 101 ${head.reason || STATUS_CODES[101]}\r\n`, `${extra}\r\n`);
 }
 
 /** An interim (1xx) response relayed as is, minus hop-by-hop fields. */

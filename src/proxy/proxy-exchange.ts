@@ -14,6 +14,7 @@ import type { WorkerContext } from '../server/worker-context';
 import type { UpstreamGroup } from '../upstream/upstreams';
 import type { Target } from '../upstream/target';
 import type { UpstreamConnection, UpstreamExchange, UpstreamFailure } from '../upstream/upstream-connection';
+import type { TunnelUpgrade } from '../tunnel/upgrade';
 import type { ResponseHead, BodyFraming } from '../protocol/http1/response-head';
 import { closeHeadWithHost } from './forward-head';
 import {
@@ -51,6 +52,8 @@ export interface ClientSide {
   exchangeFailed(error: ZproxyError, close: boolean): void;
   /** The response broke off midway: the only honest signal left is closing the connection. */
   abort(): void;
+  /** The upstream accepted the upgrade (101): relay it and tunnel (only asked of sides that send upgrades). */
+  switchProtocols?(upgrade: TunnelUpgrade): void;
 }
 
 export interface ExchangeRequest {
@@ -64,6 +67,8 @@ export interface ExchangeRequest {
   /** The one request header a consistent-hash balancer reads (captured: the parsed head does not outlive the read). */
   readonly hashHeader: string | null;
   readonly hashValue: string | undefined;
+  /** A WebSocket upgrade: a fresh upstream connection, a 101 becomes a tunnel. */
+  readonly upgrade?: boolean;
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
@@ -71,6 +76,7 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
 export class ProxyExchange implements UpstreamExchange, BalancerInput {
   readonly method: string;
   readonly clientIp: string;
+  readonly upgrading: boolean;
   private target: Target | null = null;
   private conn: UpstreamConnection | null = null;
   private attempts = 0;
@@ -94,6 +100,7 @@ export class ProxyExchange implements UpstreamExchange, BalancerInput {
   ) {
     this.method = request.method;
     this.clientIp = request.clientIp;
+    this.upgrading = request.upgrade === true;
     this.requestComplete = !request.hasBody;
   }
 
@@ -161,10 +168,28 @@ export class ProxyExchange implements UpstreamExchange, BalancerInput {
     const target = this.target!;
     target.recordSuccess();
     target.end();
-    if (!this.requestComplete) this.conn!.spoil();
+    // An upgrade refused (any status but 101) leaves a connection that was never meant for reuse.
+    if (!this.requestComplete || this.upgrading) this.conn!.spoil();
     // The connection's buffer may still back a client write: hand it back once flushed.
     if (this.relaysInFlight === 0) this.releaseConnection();
     this.client.exchangeDone();
+  }
+
+  onSwitchingProtocols(head: ResponseHead, rest: Buffer): void {
+    if (this.done) return;
+    this.done = true;
+    this.responseStarted = true;
+    const target = this.target!;
+    const conn = this.conn!;
+    this.conn = null;
+    target.recordSuccess();
+    if (!this.client.switchProtocols) {
+      target.end();
+      conn.destroy();
+      return this.client.abort();
+    }
+    // The tunnel stays one of the target's active connections (least_connections) until it closes.
+    this.client.switchProtocols({ head, upstream: conn, rest, requestId: this.request.requestId, onClosed: () => target.end() });
   }
 
   onUpstreamError(failure: UpstreamFailure, error: Error): void {
@@ -195,7 +220,8 @@ export class ProxyExchange implements UpstreamExchange, BalancerInput {
     this.attempts++;
     this.target = target;
     target.begin();
-    const conn = this.ctx.upstreams.pool(target).acquire();
+    const pool = this.ctx.upstreams.pool(target);
+    const conn = this.upgrading ? pool.connect() : pool.acquire();
     this.conn = conn;
     const replay = this.held;
     this.held = conn.state === 'connecting' ? [] : null;

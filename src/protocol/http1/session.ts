@@ -32,7 +32,8 @@ import { splitTarget } from '../../router/request-path';
 import { upstreamPath } from '../../router/rewrite';
 import type { RouteHit } from '../../router/compile';
 import { ProxyExchange, type ClientSide } from '../../proxy/proxy-exchange';
-import { forwardInterimHead, forwardRequestHead, forwardResponseHead } from '../../proxy/forward-head';
+import { forwardInterimHead, forwardRequestHead, forwardResponseHead, forwardSwitchingHead } from '../../proxy/forward-head';
+import { isWebSocketUpgrade, openTunnel, type ClientTunnel, type TunnelUpgrade } from '../../tunnel/upgrade';
 import { ChunkedDecoder } from './chunked';
 import type { BodyFraming, ResponseHead } from './response-head';
 import type { UpstreamGroup } from '../../upstream/upstreams';
@@ -81,6 +82,8 @@ export class Http1Session implements ProtocolSession, ClientSide {
   private dechunker: ChunkedDecoder | null = null;
   private dechunkFlushed: (() => void) | null = null;
   private dechunkWrites = 0;
+  /** After a 101: the connection is a WebSocket tunnel. */
+  private tunnel: ClientTunnel | null = null;
 
   constructor(
     private readonly conn: Connection,
@@ -90,6 +93,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
   // --- ProtocolSession -------------------------------------------------------
 
   onData(buf: Buffer, start: number, end: number): void {
+    if (this.tunnel) return this.tunnel.fromClient(buf, start, end, buf.buffer === this.ctx.readBuffer.buffer);
     if (this.closing) return;
     if (this.buffered) {
       const joined = Buffer.concat([this.buffered, buf.subarray(start, end)]);
@@ -101,6 +105,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
   }
 
   onEnd(): void {
+    if (this.tunnel) return; // the tunnel passes the half-close on
     // The client is gone (or half-closed, which nginx treats the same): whatever is in flight is abandoned.
     if (this.body || this.buffered || this.exchange) return this.conn.close();
     this.conn.socket.end();
@@ -108,6 +113,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
 
   onClose(): void {
     this.closing = true;
+    this.tunnel?.clientClosed();
     this.exchange?.abort();
     this.exchange = null;
   }
@@ -201,6 +207,26 @@ export class Http1Session implements ProtocolSession, ClientSide {
   abort(): void {
     this.exchange = null;
     this.conn.close();
+  }
+
+  switchProtocols(upgrade: TunnelUpgrade): void {
+    this.exchange = null;
+    this.write(forwardSwitchingHead(upgrade.head, { requestId: upgrade.requestId, addRequestId: upgrade.head.indexOfHeader('x-request-id') < 0 }));
+    const clientPending = this.buffered;
+    this.buffered = null;
+    this.pausedForPipeline = false;
+    const remote = this.conn.remoteAddress;
+    this.tunnel = openTunnel({
+      ctx: this.ctx,
+      conn: this.conn,
+      clientPending,
+      upstream: upgrade.upstream,
+      upstreamPending: upgrade.rest.length > 0 ? Buffer.from(upgrade.rest) : null,
+      onClose: (result, kind) => {
+        upgrade.onClosed();
+        this.ctx.log.debug({ remote, tunnel: kind, ...result }, 'websocket tunnel closed');
+      },
+    });
   }
 
   // --- reading requests -------------------------------------------------------
@@ -297,6 +323,8 @@ export class Http1Session implements ProtocolSession, ClientSide {
     const trusted = this.ctx.trustedProxies;
     const clientIp = trusted.empty ? peer : trusted.clientAddress(peer, head.getHeaderJoined('x-forwarded-for'));
     const hashHeader = hashHeaderOf(group);
+    // `websocket` left out of `protocols`: the request goes on as a plain one (Upgrade is hop-by-hop), as nginx does.
+    const upgrade = this.body === null && isWebSocketUpgrade(head) && this.ctx.config.protocols.includes('websocket');
     this.exchange = new ProxyExchange(this, this.ctx, route, group, {
       method: head.method,
       head: forwardRequestHead(head, {
@@ -306,6 +334,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
         proto: 'http',
         requestId: this.requestId,
         addRequestId,
+        upgrade: upgrade ? head.upgrade! : undefined,
       }),
       hostFromTarget,
       requestId: this.requestId,
@@ -313,6 +342,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
       clientIp,
       hashHeader,
       hashValue: hashHeader === null ? undefined : (head.getHeaderJoined(hashHeader) ?? undefined),
+      upgrade,
     });
     // zproxy gives the 100 itself (Expect is not forwarded), as nginx does.
     if (this.body && head.expectContinue) this.write(CONTINUE);
