@@ -5,6 +5,7 @@
  * that arrive too slowly (slowloris).
  */
 import net from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { detectProtocol } from '../protocol/detect';
 import { protocolHandler, type ProtocolSession } from '../protocol/registry';
 import type { WorkerContext } from '../server/worker-context';
@@ -21,11 +22,14 @@ export class Connection {
   /** When the current idle or head period ends (ms since epoch); 0 = none. */
   deadline: number;
   protocol = 'unknown';
+  /** `https` once TLS is terminated on this connection (X-Forwarded-Proto). */
+  proto: 'http' | 'https' = 'http';
   private session: ProtocolSession | undefined;
   private detectBuffer: Buffer | undefined;
 
   constructor(
-    readonly socket: net.Socket,
+    /** The client socket; after a TLS handshake, the TLS socket (the raw one stays underneath). */
+    public socket: net.Socket,
     private readonly set: ConnectionSet,
   ) {
     this.deadline = Date.now() + set.ctx.config.connection_timeout_ms;
@@ -68,6 +72,12 @@ export class Connection {
     if (initial && initial.length > 0) this.socket.unshift(initial);
     this.setActive();
     return this.socket;
+  }
+
+  /** TLS is terminated: sessions read and write the TLS socket from now on. */
+  useSecureSocket(socket: TLSSocket): void {
+    this.socket = socket;
+    this.proto = 'https';
   }
 
   /** Set while the connection lives outside its JS socket (a splice tunnel): ends it there. */
@@ -160,6 +170,8 @@ export class Connection {
   }
 }
 
+const NOTHING_READ = Buffer.alloc(0);
+
 /** The connections of one worker, with one sweep timer for all their deadlines. */
 export class ConnectionSet {
   private readonly connections = new Set<Connection>();
@@ -190,6 +202,8 @@ export class ConnectionSet {
       return;
     }
     const readsIntoPool = peekedKind === 'http1';
+    // A peeked ClientHello stays unread in the kernel: the worker's TLS server reads the socket from its first byte.
+    const handsOverUnread = peekedKind === 'tls';
     let conn: Connection | undefined;
     const socket =
       incoming.socket ??
@@ -199,6 +213,7 @@ export class ConnectionSet {
         writable: true,
         allowHalfOpen: true,
         // HTTP/1 parses straight out of the worker's node-local read buffer.
+        ...(handsOverUnread ? { pauseOnCreate: true } : {}),
         ...(readsIntoPool ? { onread: { buffer: this.ctx.readBuffer, callback: (n: number, b: Buffer) => void conn!.receive(b, 0, n) } } : {}),
       } as net.SocketConstructorOpts);
     conn = new Connection(socket, this);
@@ -209,8 +224,10 @@ export class ConnectionSet {
       if (!current.outside) this.forget(current);
     });
     socket.on('end', () => current.endOfInput());
-    if (!readsIntoPool) socket.on('data', current.onSocketData);
-    if (readsIntoPool && !conn.openPeeked(peekedKind)) return conn.close();
+    if (!readsIntoPool && !handsOverUnread) socket.on('data', current.onSocketData);
+    if ((readsIntoPool || handsOverUnread) && !conn.openPeeked(peekedKind)) return conn.close();
+    // Zero bytes read: the TLS session hands the untouched socket to the TLS server.
+    if (handsOverUnread) conn.receive(NOTHING_READ, 0, 0);
     if (incoming.socket) socket.resume();
   }
 

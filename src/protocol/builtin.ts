@@ -5,8 +5,14 @@ import { registerProtocol } from './registry';
 import { openHttp1Session } from './http1/session';
 import { Http2Listener, openHttp2Session } from './http2/h2-listener';
 import type { WorkerContext } from '../server/worker-context';
+import { openTlsSession } from '../listener/tls-listener';
 
 export function registerBuiltinProtocols(ctx: WorkerContext): void {
+  registerProtocol({
+    name: 'tls',
+    enabled: (c) => c.config.tls.enabled,
+    open: openTlsSession,
+  });
   registerProtocol({
     name: 'http1',
     enabled: (c) => c.config.protocols.includes('http1'),

@@ -21,6 +21,7 @@ import { planPlacement, formatCpuList, type Placement } from './placement';
 import { AdminServer } from '../admin/admin-server';
 import type { WorkerData } from './worker';
 import { HealthMonitor } from '../upstream/health-monitor';
+import { checkUpstreamCaFiles, loadTlsMaterial, type TlsMaterial } from '../listener/secure-contexts';
 
 export interface ServerOptions {
   /** Run the pure TypeScript fallback even where the addon loads. */
@@ -77,6 +78,9 @@ export class Server {
     const topology = platform.topology();
     this.placements = planPlacement(topology, this.threadCount, platform.getThreadAffinity(), config.numa_aware);
     try {
+      // Read before any worker starts: an unusable certificate, key or CA file stops the start with one line naming it.
+      const tls = config.tls.enabled ? loadTlsMaterial(config.tls) : null;
+      checkUpstreamCaFiles(config);
       const listen: ListenOptions = {
         host: await resolveHost(config.host),
         port: config.port,
@@ -95,6 +99,7 @@ export class Server {
         placement: this.placements[index],
         noNative: platform.kind === 'fallback',
         generation: this.generation,
+        tls,
       }))) as Array<{ pinned: boolean }>;
       this.pinned = ready.map((worker) => worker.pinned);
       await acceptor.open(this.request);
@@ -140,11 +145,25 @@ export class Server {
     const fixed = RESTART_ONLY_KEYS.filter((key) => JSON.stringify(next[key]) !== JSON.stringify(this.config[key]));
     if (fixed.length > 0) this.log.warn({ keys: fixed }, 'these settings change only on restart; keeping the running values');
     const applied = loadConfig({ ...next, ...Object.fromEntries(RESTART_ONLY_KEYS.map((key) => [key, this.config[key]])) });
+    checkUpstreamCaFiles(applied);
+    const tls = this.reloadTlsMaterial(applied);
     this.generation++;
-    await this.pool!.broadcast({ type: 'reload', config: applied, generation: this.generation });
+    await this.pool!.broadcast({ type: 'reload', config: applied, generation: this.generation, tls });
     this.health?.start(applied, this.generation);
     this.config = applied;
     this.log.info({ routes: applied.routes.length }, 'config reloaded');
+  }
+
+  /** The certificates, read again (SIGHUP rotates them); undefined keeps the running ones when one is unusable. */
+  private reloadTlsMaterial(config: ZproxyConfig): TlsMaterial | null | undefined {
+    if (!config.tls.enabled) return null;
+    try {
+      return loadTlsMaterial(config.tls);
+    } catch (err) {
+      const problem = (err as Error).message;
+      this.log.error({ problem }, `TLS certificates not reloaded, the running ones are kept: ${problem}`);
+      return undefined;
+    }
   }
 
   /** Graceful stop; safe to call more than once (later calls wait for the first). */

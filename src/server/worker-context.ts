@@ -9,6 +9,7 @@ import type { Logger } from '../util/log';
 import type { Upstreams } from '../upstream/upstreams';
 import type { TrustedProxies } from '../proxy/client-ip';
 import type { H2Sessions } from '../upstream/h2-sessions';
+import type { TlsAcceptor } from '../listener/tls-listener';
 
 export interface WorkerContext {
   readonly index: number;
@@ -21,6 +22,8 @@ export interface WorkerContext {
   readonly upstreams: Upstreams;
   /** Multiplexed sessions to h2c:// targets. */
   readonly h2Sessions: H2Sessions;
+  /** The worker's TLS server and certificates (used when `tls.enabled`). */
+  readonly tls: TlsAcceptor;
   readonly log: Logger;
   /** Reused for every onread: bytes in it are valid only during the callback. */
   readonly readBuffer: Buffer;

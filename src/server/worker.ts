@@ -18,6 +18,8 @@ import { registerBuiltinProtocols } from '../protocol/builtin';
 import { Upstreams } from '../upstream/upstreams';
 import { TrustedProxies } from '../proxy/client-ip';
 import { H2Sessions } from '../upstream/h2-sessions';
+import { TlsAcceptor } from '../listener/tls-listener';
+import type { TlsMaterial } from '../listener/secure-contexts';
 
 export interface WorkerData {
   index: number;
@@ -27,6 +29,8 @@ export interface WorkerData {
   noNative: boolean;
   /** Config generation, for health verdicts (bumped on every reload). */
   generation: number;
+  /** The listener's certificates as the main thread read them; null when TLS is off. */
+  tls: TlsMaterial | null;
 }
 
 /** Large enough for any request head within the default `max_header_bytes` in one read. */
@@ -45,6 +49,7 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
     trustedProxies: new TrustedProxies(data.config.trusted_proxies),
     upstreams: new Upstreams(data.config, data.generation, allocBuffer),
     h2Sessions: new H2Sessions(data.config.upstream_connect_timeout_ms),
+    tls: new TlsAcceptor(log),
     log,
     readBuffer: allocBuffer(READ_BUFFER_BYTES),
     httpDate: new Date().toUTCString(),
@@ -52,6 +57,7 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
   };
   const clock = setInterval(() => (ctx.httpDate = new Date().toUTCString()), 1000);
   clock.unref();
+  ctx.tls.update(data.config, data.tls);
 
   registerBuiltinProtocols(ctx);
   let intake: Intake | undefined;
@@ -90,6 +96,8 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
       ctx.upstreams.load(config, message.generation as number);
       ctx.router = compileRoutes(config.routes);
       ctx.trustedProxies = new TrustedProxies(config.trusted_proxies);
+      // Absent: the main thread could not read the certificates; the running ones stay.
+      ctx.tls.update(config, message.tls as TlsMaterial | null | undefined);
       ctx.config = config;
     },
     stats: () => ({

@@ -1,6 +1,6 @@
 /**
  * The keep-alive connections of one worker to one upstream peer (identity:
- * scheme, host, port). Idle connections are reused most-recent first and
+ * scheme, host, port, and for https the TLS settings: tls-connect.ts poolKey). Idle connections are reused most-recent first and
  * closed after `keepalive_timeout_ms` of idleness, before the typical
  * upstream keep-alive timeout would close them under us.
  */
@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import { UpstreamConnection } from './upstream-connection';
 import { HostResolver } from './dns';
 import type { Target } from './target';
+import type { UpstreamTlsOptions } from './tls-connect';
 
 /** Read buffer of each upstream connection: one socket read of a large body. */
 const READ_BUFFER_BYTES = 64 * 1024;
@@ -19,6 +20,8 @@ export interface PoolSettings {
   keepAliveTimeoutMs: number;
   /** Node-local memory for read buffers. */
   allocBuffer: (size: number) => Buffer;
+  /** For https:// targets. */
+  tls?: UpstreamTlsOptions;
 }
 
 export class ConnectionPool {
@@ -54,7 +57,7 @@ export class ConnectionPool {
     const host = this.resolver?.address() ?? this.target.host;
     // A buffer per connection, never handed on: a client write may still hold a view of it.
     const buffer = this.settings.allocBuffer(READ_BUFFER_BYTES);
-    return new UpstreamConnection(host, this.target.port, buffer, this.settings.connectTimeoutMs, (closed) => this.onClosed(closed));
+    return new UpstreamConnection(host, this.target.port, buffer, this.settings.connectTimeoutMs, (closed) => this.onClosed(closed), this.settings.tls);
   }
 
   /** The exchange is done with `conn`: keep it for the next request, or close it. */

@@ -11,6 +11,7 @@
 import net from 'node:net';
 import { parseResponseHead, type ResponseHead, type BodyFraming } from '../protocol/http1/response-head';
 import { ChunkedDecoder } from '../protocol/http1/chunked';
+import { connectTls, type UpstreamTlsOptions } from './tls-connect';
 
 /** `upgraded`: a 101 switched it to a tunnel; its bytes go to the raw reader, never to an exchange again. */
 export type UpstreamState = 'connecting' | 'idle' | 'busy' | 'upgraded' | 'closed';
@@ -75,15 +76,16 @@ export class UpstreamConnection {
     readBuffer: Buffer,
     connectTimeoutMs: number,
     private readonly onClosed: (conn: UpstreamConnection) => void,
+    /** For https:// targets (see tls-connect.ts). */
+    tlsOptions?: UpstreamTlsOptions,
   ) {
-    this.socket = net.connect({
-      host,
-      port,
-      noDelay: true,
-      onread: { buffer: readBuffer, callback: (n: number, buf: Buffer) => this.onRead(buf, n) },
-    } as unknown as net.NetConnectOpts);
+    const onread = { buffer: readBuffer, callback: (n: number, buf: Buffer) => this.onRead(buf, n) };
+    this.socket = tlsOptions
+      ? connectTls(host, port, onread, tlsOptions)
+      : net.connect({ host, port, noDelay: true, onread } as unknown as net.NetConnectOpts);
+    // The connect timeout covers the TLS handshake too: connected means ready for the request.
     this.socket.setTimeout(connectTimeoutMs);
-    this.socket.on('connect', () => this.onConnect());
+    this.socket.on(tlsOptions ? 'secureConnect' : 'connect', () => this.onConnect());
     this.socket.on('drain', () => this.exchange?.onWritable());
     this.socket.on('timeout', () => this.onTimeout());
     this.socket.on('error', (err) => this.fail(this.failureNow(), err));

@@ -9,6 +9,7 @@ import type { UpstreamConfig, ZproxyConfig } from '../config/types';
 import { createBalancer, type BalancerBase } from '../balancer/create-balancer';
 import { Target } from './target';
 import { ConnectionPool } from './connection-pool';
+import { poolKey, upstreamTlsOptions } from './tls-connect';
 
 export interface UpstreamGroup {
   readonly config: UpstreamConfig;
@@ -31,6 +32,8 @@ const SWEEP_INTERVAL_MS = 500;
 export class Upstreams {
   private groups: (UpstreamGroup | null)[] = [];
   private readonly pools = new Map<string, ConnectionPool>();
+  /** Each target's pool (the key includes TLS settings, which the target alone does not know). */
+  private readonly poolOf = new WeakMap<Target, ConnectionPool>();
   private readonly sweepTimer: NodeJS.Timeout;
   private readonly health = new BroadcastChannel(HEALTH_CHANNEL);
 
@@ -49,10 +52,12 @@ export class Upstreams {
   /** A new config: new targets and balancers; pools (and their connections) are kept per peer. */
   load(config: ZproxyConfig, generation: number): void {
     this.generation = generation;
+    // Each ca_file is read once per load.
+    const caBundles = new Map<string, string>();
     this.groups = config.routes.map((route) => {
       if (!route.upstream) return null;
       const targets = Target.fromConfig(route.upstream);
-      for (const target of targets) this.poolFor(target, config, route.upstream);
+      for (const target of targets) this.poolFor(target, config, route.upstream, caBundles);
       return { config: route.upstream, targets, balancer: createBalancer(route.upstream, targets) };
     });
   }
@@ -62,7 +67,7 @@ export class Upstreams {
   }
 
   pool(target: Target): ConnectionPool {
-    return this.pools.get(target.key)!;
+    return this.poolOf.get(target)!;
   }
 
   close(): void {
@@ -71,15 +76,18 @@ export class Upstreams {
     for (const pool of this.pools.values()) pool.closeAll();
   }
 
-  private poolFor(target: Target, config: ZproxyConfig, upstream: UpstreamConfig): void {
+  private poolFor(target: Target, config: ZproxyConfig, upstream: UpstreamConfig, caBundles: Map<string, string>): void {
     const settings = {
       connectTimeoutMs: config.upstream_connect_timeout_ms,
       keepAliveTimeoutMs: upstream.keepalive_timeout_ms,
       allocBuffer: this.allocBuffer,
+      tls: upstreamTlsOptions(target, upstream, caBundles),
     };
-    const existing = this.pools.get(target.key);
-    if (existing) existing.update(settings);
-    else this.pools.set(target.key, new ConnectionPool(target, settings));
+    const key = poolKey(target, upstream);
+    let pool = this.pools.get(key);
+    if (pool) pool.update(settings);
+    else this.pools.set(key, (pool = new ConnectionPool(target, settings)));
+    this.poolOf.set(target, pool);
   }
 
   private applyVerdict(verdict: HealthVerdict): void {

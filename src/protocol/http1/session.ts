@@ -331,7 +331,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
         path: upstreamPath(match, path, query),
         hostFromTarget,
         clientIp: peer,
-        proto: 'http',
+        proto: this.conn.proto,
         requestId: this.requestId,
         addRequestId,
         upgrade: upgrade ? head.upgrade! : undefined,
