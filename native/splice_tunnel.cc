@@ -88,10 +88,11 @@ void TunnelReactor::Create(uint64_t id, int fdA, int fdB, uint32_t idleTimeoutMs
   setup(t->ab, t->fdA, t->fdB, pipeAB, std::move(toB));
   setup(t->ba, t->fdB, t->fdA, pipeBA, std::move(toA));
 
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
+  // The last env may be stopping the thread right now: start a fresh one after it.
+  stopped_.wait(lock, [this] { return !stopping_; });
   std::string error = StartLocked();
   if (!error.empty()) {
-    errno = EAGAIN;
     CloseTunnelFds(*t);
     throw SystemError{EAGAIN, "pthread_create", error};
   }
@@ -141,10 +142,10 @@ void TunnelReactor::RemoveEnv() {
     if (envs_ > 0) envs_--;
     if (envs_ > 0) return;
   }
-  Stop(false);
+  Stop();
 }
 
-void TunnelReactor::StopForExit() { Stop(true); }
+void TunnelReactor::StopForExit() { Stop(); }
 
 std::string TunnelReactor::StartLocked() {
   if (started_) return std::string();
@@ -182,11 +183,11 @@ void TunnelReactor::WakeLocked() {
   (void)ignored;
 }
 
-void TunnelReactor::Stop(bool atExit) {
+void TunnelReactor::Stop() {
   std::thread thread;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!started_) return;
+    if (!started_ || stopping_) return;
     stopping_ = true;
     thread = std::move(thread_);
     WakeLocked();
@@ -215,7 +216,7 @@ void TunnelReactor::Stop(bool atExit) {
   CloseFd(wakeFd_);
   started_ = false;
   stopping_ = false;
-  (void)atExit;
+  stopped_.notify_all();
 }
 
 void TunnelReactor::CloseTunnelFds(Tunnel& t) {

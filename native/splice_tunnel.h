@@ -29,6 +29,7 @@
 #include <node_api.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -123,7 +124,7 @@ class TunnelReactor {
   std::string StartLocked();
   void WakeLocked();
 
-  void Stop(bool atExit);
+  void Stop();
 
   // Epoll thread.
   void Run();
@@ -140,6 +141,7 @@ class TunnelReactor {
   std::atomic<uint64_t> nextId_{0};
 
   std::mutex mu_;
+  std::condition_variable stopped_;  // a Stop() in progress has finished
   std::thread thread_;
   bool started_ = false;
   bool stopping_ = false;

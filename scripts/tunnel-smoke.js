@@ -184,7 +184,7 @@ async function main() {
   await step('no fd leaked', async () => {
     // The reactor keeps its epoll fd and eventfd while this environment lives.
     const expected = before + (addon.tunnelStats().running ? 2 : 0);
-    for (let i = 0; i < 50 && fdCount() !== expected; i++) await sleep(20);
+    for (let i = 0; i < 150 && fdCount() !== expected; i++) await sleep(20);
     const now = fdList();
     assert.equal(fdCount(), expected, `new fds: ${now.filter((x) => !beforeList.includes(x)).join('; ')}`);
     const s = addon.tunnelStats();
