@@ -1,0 +1,240 @@
+/**
+ * TLS on the listener, on both runtimes (the native acceptor hands over an
+ * unread socket; the fallback puts the bytes it read back in front): SNI
+ * with exact, wildcard and default certificates (node and curl clients),
+ * TLS 1.2 minimum, ALPN by `protocols`, X-Forwarded-Proto https, bodies of
+ * several MiB both ways, keep-alive, and broken or stalled handshakes.
+ */
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import http2 from 'node:http2';
+import https from 'node:https';
+import net from 'node:net';
+import path from 'node:path';
+import tls from 'node:tls';
+import type { Server } from '../dist/index';
+import { RUNTIMES, startProxy, waitForClose } from './helpers/server';
+import { type RecordingUpstream, closeAll, header, startRecordingUpstream } from './helpers/upstreams';
+
+const FIXTURES = path.join(__dirname, 'fixtures', 'tls');
+const file = (name: string): string => path.join(FIXTURES, name);
+const CA = readFileSync(file('ca.pem'));
+const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+const TLS_CONFIG = {
+  enabled: true,
+  cert_file: file('default.pem'),
+  key_file: file('default.key'),
+  certificates: [
+    { server_names: ['a.test', 'localhost'], cert_file: file('a.test.pem'), key_file: file('a.test.key') },
+    { server_names: ['*.wild.test'], cert_file: file('wild.test.pem'), key_file: file('wild.test.key') },
+  ],
+};
+
+interface Handshake {
+  subject: string;
+  alpn: string | false;
+  version: string | null;
+}
+
+/** One handshake: the served certificate's CN and the negotiated ALPN protocol. */
+function handshake(port: number, options: tls.ConnectionOptions = {}): Promise<Handshake> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, ca: CA, rejectUnauthorized: false, ...options }, () => {
+      const result = { subject: String(socket.getPeerCertificate().subject?.CN), alpn: socket.alpnProtocol, version: socket.getProtocol() };
+      socket.destroy();
+      resolve(result);
+    });
+    socket.once('error', reject);
+  });
+}
+
+/** One HTTPS request with node's client (SNI `servername`, verified against the test CA). */
+function request(
+  port: number,
+  options: { path?: string; method?: string; body?: Buffer; servername?: string; agent?: https.Agent } = {},
+): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: options.path ?? '/',
+        method: options.method ?? 'GET',
+        servername: options.servername ?? 'a.test',
+        headers: { host: options.servername ?? 'a.test' },
+        ca: CA,
+        agent: options.agent ?? false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+function curl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile('curl', args, { encoding: 'utf8', timeout: 10_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? Number((err as NodeJS.ErrnoException).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+describe.each(RUNTIMES)('TLS listener (%s)', (_name, noNative) => {
+  let up: RecordingUpstream;
+  let proxy: Server;
+  let port: number;
+  const download = randomBytes(5 * 1024 * 1024 + 7);
+
+  beforeAll(async () => {
+    up = await startRecordingUpstream(async (req, res) => {
+      if (req.method === 'POST') return res.send(200, [['x-sha256', sha256(req.body)]], 'ok');
+      if (req.target === '/download') return res.chunked(200, [], [download.subarray(0, 2_000_000), download.subarray(2_000_000)]);
+      return res.send(200, [['content-type', 'text/plain']], `proto=${header(req, 'x-forwarded-proto')}`);
+    });
+    proxy = await startProxy(
+      {
+        tls: TLS_CONFIG,
+        connection_timeout_ms: 800,
+        routes: [
+          { path: '/', respond: { status: 200, headers: { 'content-type': 'text/plain' }, body: 'hello over tls' } },
+          { path: '/proxy', upstream: up.url },
+          { path: '/download', upstream: up.url },
+        ],
+      },
+      noNative,
+    );
+    port = proxy.address().port;
+  });
+
+  afterAll(async () => {
+    await closeAll();
+    await proxy?.stop();
+  });
+
+  test('SNI picks the certificate: exact name, one-label wildcard, default for the rest', async () => {
+    expect((await handshake(port, { servername: 'a.test' })).subject).toBe('a.test');
+    expect((await handshake(port, { servername: 'A.Test' })).subject).toBe('a.test');
+    expect((await handshake(port, { servername: 'localhost' })).subject).toBe('a.test');
+    expect((await handshake(port, { servername: 'x.wild.test' })).subject).toBe('*.wild.test');
+    // A wildcard covers exactly one label, as browsers match it.
+    expect((await handshake(port, { servername: 'a.b.wild.test' })).subject).toBe('default.test');
+    expect((await handshake(port, { servername: 'wild.test' })).subject).toBe('default.test');
+    expect((await handshake(port, { servername: 'other.test' })).subject).toBe('default.test');
+    // No SNI at all (an IP address as the host).
+    expect((await handshake(port, {})).subject).toBe('default.test');
+  });
+
+  test('curl gets the right certificate per name and verifies it against the CA', async () => {
+    for (const [name, subject] of [
+      ['a.test', 'CN=a.test'],
+      ['x.wild.test', 'CN=\\*.wild.test|CN=\\*\\.wild\\.test'],
+      ['default.test', 'CN=default.test'],
+    ]) {
+      const result = await curl(['-sS', '-v', '--http1.1', '--cacert', file('ca.pem'), '--resolve', `${name}:${port}:127.0.0.1`, `https://${name}:${port}/`]);
+      expect(result.stdout).toBe('hello over tls');
+      expect(result.code).toBe(0);
+      expect(result.stderr).toMatch(new RegExp(`subject: .*(${subject})`));
+      expect(result.stderr).toMatch(/ALPN.*http\/1\.1/);
+    }
+  });
+
+  test('TLS 1.2 is the minimum: a TLS 1.1 client is refused by the server, TLS 1.2 and 1.3 work', async () => {
+    // SECLEVEL=0 lets the client itself offer TLS 1.1, so the refusal is the server's protocol_version alert.
+    const old = handshake(port, { servername: 'a.test', minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' });
+    await expect(old).rejects.toMatchObject({ code: 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION' });
+    expect((await handshake(port, { servername: 'a.test', maxVersion: 'TLSv1.2', ciphers: 'DEFAULT@SECLEVEL=0' })).version).toBe('TLSv1.2');
+    expect((await handshake(port, { servername: 'a.test' })).version).toBe('TLSv1.3');
+  });
+
+  test('ALPN offers h2 and http/1.1 when protocols allow both; an h2 request works over TLS', async () => {
+    expect((await handshake(port, { servername: 'a.test', ALPNProtocols: ['h2', 'http/1.1'] })).alpn).toBe('h2');
+    expect((await handshake(port, { servername: 'a.test', ALPNProtocols: ['http/1.1', 'h2'] })).alpn).toBe('h2');
+    expect((await handshake(port, { servername: 'a.test', ALPNProtocols: ['http/1.1'] })).alpn).toBe('http/1.1');
+    const session = http2.connect(`https://a.test:${port}`, { ca: CA, servername: 'a.test', host: '127.0.0.1', port } as http2.SecureClientSessionOptions);
+    try {
+      const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const stream = session.request({ ':path': '/', ':authority': 'a.test' });
+        let status = 0;
+        let body = '';
+        stream.on('response', (h) => (status = Number(h[':status'])));
+        stream.setEncoding('utf8');
+        stream.on('data', (d: string) => (body += d));
+        stream.on('end', () => resolve({ status, body }));
+        stream.on('error', reject);
+      });
+      expect(status).toBe(200);
+      expect(body).toBe('hello over tls');
+    } finally {
+      session.destroy();
+    }
+  });
+
+  test('a request over TLS is proxied with X-Forwarded-Proto https; keep-alive works', async () => {
+    const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const first = await request(port, { path: '/proxy', agent });
+      const second = await request(port, { path: '/proxy', agent });
+      expect(first.status).toBe(200);
+      expect(first.body.toString()).toBe('proto=https');
+      expect(second.body.toString()).toBe('proto=https');
+      const last = up.requests[up.requests.length - 1];
+      expect(header(last, 'x-forwarded-proto')).toBe('https');
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  test('bodies of several MiB arrive intact both ways over TLS', async () => {
+    const upload = randomBytes(6 * 1024 * 1024 + 3);
+    const [sent, got] = await Promise.all([request(port, { path: '/proxy', method: 'POST', body: upload }), request(port, { path: '/download' })]);
+    expect(sent.status).toBe(200);
+    expect(sent.headers['x-sha256']).toBe(sha256(upload));
+    expect(got.status).toBe(200);
+    expect(got.body.length).toBe(download.length);
+    expect(sha256(got.body)).toBe(sha256(download));
+  }, 30_000);
+
+  test('a broken handshake closes that connection only', async () => {
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    // A TLS record header announcing a handshake, then garbage.
+    socket.write(Buffer.concat([Buffer.from([0x16, 0x03, 0x01, 0x00, 0x20]), Buffer.alloc(32, 0x41)]));
+    await waitForClose(socket, 3000);
+    expect((await request(port)).body.toString()).toBe('hello over tls');
+  });
+
+  test('a handshake that stalls is closed after connection_timeout_ms', async () => {
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    socket.write(Buffer.from([0x16, 0x03, 0x01, 0x01, 0x00, 0x01])); // the start of a ClientHello, then nothing
+    const waited = await waitForClose(socket, 5000);
+    expect(waited).toBeGreaterThanOrEqual(500);
+    expect((await request(port)).status).toBe(200);
+  });
+});
+
+describe.each(RUNTIMES)('TLS ALPN without http2 in protocols (%s)', (_name, noNative) => {
+  let proxy: Server;
+  let port: number;
+
+  beforeAll(async () => {
+    proxy = await startProxy({ tls: TLS_CONFIG, protocols: ['http1'] }, noNative);
+    port = proxy.address().port;
+  });
+
+  afterAll(async () => {
+    await proxy?.stop();
+  });
+
+  test('a client offering h2 and http/1.1 gets http/1.1; one offering only h2 is refused', async () => {
+    expect((await handshake(port, { servername: 'a.test', ALPNProtocols: ['h2', 'http/1.1'] })).alpn).toBe('http/1.1');
+    await expect(handshake(port, { servername: 'a.test', ALPNProtocols: ['h2'] })).rejects.toMatchObject({ code: 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL' });
+    expect((await request(port)).body.toString()).toBe('hello');
+  });
+});
