@@ -2,7 +2,8 @@
 'use strict';
 /*
  * Smoke test of the native addon (native/), independent of the TS wrapper.
- * Exercises every export of src/native/addon-types.ts, including the accept
+ * Exercises every export of src/native/addon-types.ts (the splice tunnels
+ * through scripts/tunnel-smoke.js in a child process), including the accept
  * loop with 2 worker_threads and real loopback clients, and checks that a
  * full run leaks no file descriptor. Exits non-zero on the first failure.
  *
@@ -571,6 +572,14 @@ async function main() {
   });
 
   await step('EMFILE: counted, no spin, recovers when fds are free (child process)', emfileStep);
+
+  await step('splice tunnels: scripts/tunnel-smoke.js (child process, same addon)', async () => {
+    const { spawnSync } = require('node:child_process');
+    const run = spawnSync(process.execPath, [path.join(__dirname, 'tunnel-smoke.js')], { encoding: 'utf8', timeout: 90_000 });
+    const lines = run.stdout.trim().split('\n');
+    console.log(`   ${lines[lines.length - 1]}`);
+    assert.equal(run.status, 0, `tunnel smoke failed:\n${run.stdout}\n${run.stderr}`);
+  });
 
   await step('workers exit on their own (TSFNs are unref’d)', async () => {
     const t0 = Date.now();
