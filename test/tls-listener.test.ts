@@ -13,6 +13,7 @@ import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
+import WebSocket, { WebSocketServer } from 'ws';
 import type { Server } from '../dist/index';
 import { RUNTIMES, startProxy, waitForClose } from './helpers/server';
 import { type RecordingUpstream, closeAll, header, startRecordingUpstream } from './helpers/upstreams';
@@ -159,9 +160,9 @@ describe.each(RUNTIMES)('TLS listener (%s)', (_name, noNative) => {
     expect((await handshake(port, { servername: 'a.test', ALPNProtocols: ['http/1.1', 'h2'] })).alpn).toBe('h2');
     expect((await handshake(port, { servername: 'a.test', ALPNProtocols: ['http/1.1'] })).alpn).toBe('http/1.1');
     const session = http2.connect(`https://a.test:${port}`, { ca: CA, servername: 'a.test', host: '127.0.0.1', port } as http2.SecureClientSessionOptions);
-    try {
-      const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-        const stream = session.request({ ':path': '/', ':authority': 'a.test' });
+    const h2get = (path: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const stream = session.request({ ':path': path, ':authority': 'a.test' });
         let status = 0;
         let body = '';
         stream.on('response', (h) => (status = Number(h[':status'])));
@@ -170,8 +171,9 @@ describe.each(RUNTIMES)('TLS listener (%s)', (_name, noNative) => {
         stream.on('end', () => resolve({ status, body }));
         stream.on('error', reject);
       });
-      expect(status).toBe(200);
-      expect(body).toBe('hello over tls');
+    try {
+      expect(await h2get('/')).toEqual({ status: 200, body: 'hello over tls' });
+      expect(await h2get('/proxy')).toEqual({ status: 200, body: 'proto=https' });
     } finally {
       session.destroy();
     }
@@ -202,6 +204,36 @@ describe.each(RUNTIMES)('TLS listener (%s)', (_name, noNative) => {
     expect(sha256(got.body)).toBe(sha256(download));
   }, 30_000);
 
+  test('a WebSocket over TLS (wss://) is tunnelled to the upstream', async () => {
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise((resolve) => wss.once('listening', resolve));
+    wss.on('connection', (ws, req) => {
+      ws.send(`proto=${req.headers['x-forwarded-proto']}`);
+      ws.on('message', (data) => ws.send(data));
+    });
+    const wsProxy = await startProxy({ tls: TLS_CONFIG, routes: [{ path: '/', upstream: `http://127.0.0.1:${(wss.address() as net.AddressInfo).port}` }] }, noNative);
+    try {
+      const client = new WebSocket(`wss://127.0.0.1:${wsProxy.address().port}/chat`, { ca: CA, servername: 'a.test', headers: { host: 'a.test' } });
+      const messages: string[] = [];
+      const payload = randomBytes(300_000);
+      const echoed = new Promise<Buffer>((resolve, reject) => {
+        client.on('message', (data: Buffer, isBinary: boolean) => (isBinary ? resolve(data) : messages.push(data.toString())));
+        client.on('error', reject);
+      });
+      await new Promise((resolve, reject) => {
+        client.once('open', resolve);
+        client.once('error', reject);
+      });
+      client.send(payload);
+      expect(sha256(await echoed)).toBe(sha256(payload));
+      expect(messages).toEqual(['proto=https']);
+      client.close();
+    } finally {
+      await wsProxy.stop();
+      await new Promise((resolve) => wss.close(resolve));
+    }
+  });
+
   test('a broken handshake closes that connection only', async () => {
     const socket = net.connect({ port, host: '127.0.0.1' });
     // A TLS record header announcing a handshake, then garbage.
@@ -216,6 +248,18 @@ describe.each(RUNTIMES)('TLS listener (%s)', (_name, noNative) => {
     const waited = await waitForClose(socket, 5000);
     expect(waited).toBeGreaterThanOrEqual(500);
     expect((await request(port)).status).toBe(200);
+  });
+
+  test('every TLS connection, finished or failed, gave its slot back', async () => {
+    const deadline = Date.now() + 5000;
+    let open = -1;
+    while (Date.now() < deadline) {
+      const stats = (await proxy.stats()) as { workers: Array<{ connections: number }> };
+      open = stats.workers.reduce((sum, w) => sum + w.connections, 0);
+      if (open === 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(open).toBe(0);
   });
 });
 
