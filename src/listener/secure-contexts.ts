@@ -49,15 +49,27 @@ function errnoMessage(err: unknown): string {
 
 /** Builds the context once to find mismatched or unparsable files now rather than at the first handshake. */
 function checkPair(pair: PemPair, files: { cert: string; key: string }, path: string): void {
+  // An empty or unrelated file builds a context without a certificate: say so now.
+  if (!pair.cert.includes('-----BEGIN CERTIFICATE-----')) throw new TlsSetupError(`${path}.cert_file: no PEM certificate in ${files.cert}`);
+  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(pair.key)) throw new TlsSetupError(`${path}.key_file: no PEM private key in ${files.key}`);
+  // Each file alone first, so the message names the one that is wrong.
+  for (const [which, options] of [
+    ['cert', { cert: pair.cert }],
+    ['key', { key: pair.key }],
+  ] as const) {
+    try {
+      tls.createSecureContext(options);
+    } catch (err) {
+      throw new TlsSetupError(`${path}.${which}_file: cannot use ${files[which]}: ${oneLine(err)}`);
+    }
+  }
   try {
     tls.createSecureContext({ cert: pair.cert, key: pair.key, minVersion: MIN_TLS_VERSION });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? '';
-    if (code === 'ERR_OSSL_X509_KEY_VALUES_MISMATCH' || /key values mismatch/.test(String(err))) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_OSSL_X509_KEY_VALUES_MISMATCH' || /key values mismatch/.test(String(err))) {
       throw new TlsSetupError(`${path}: the key in ${files.key} does not match the certificate in ${files.cert}`);
     }
-    const which = /PEM|x509|certificate/i.test(String(err)) && !/key/i.test(String(err)) ? files.cert : `${files.cert} or ${files.key}`;
-    throw new TlsSetupError(`${path}: cannot use ${which}: ${oneLine(err)}`);
+    throw new TlsSetupError(`${path}: cannot use ${files.cert} with ${files.key}: ${oneLine(err)}`);
   }
 }
 
