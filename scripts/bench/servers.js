@@ -1,0 +1,217 @@
+'use strict';
+/**
+ * The backend and the proxies under test. Each proxy writes its config into
+ * the run's temp dir, starts one fresh process on a free 127.0.0.1 port and
+ * returns { child, port }. Only loopback addresses are ever used.
+ */
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const proc = require('./proc');
+
+const REPO = path.resolve(__dirname, '..', '..');
+const SMALL_BODY = 'Hello, world!'; // 13 bytes
+const BIG_BYTES = 1 << 20; // 1 MiB
+
+function nginxTempPaths(dir) {
+  return ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']
+    .map((k) => `  ${k}_temp_path ${path.join(dir, 'tmp', k)};`)
+    .join('\n');
+}
+
+function nginxMain(dir, httpBody) {
+  fs.mkdirSync(path.join(dir, 'tmp'), { recursive: true });
+  return `# written by scripts/bench.js
+daemon off;
+master_process off;
+worker_processes 1;
+worker_rlimit_nofile 65536;
+pid ${path.join(dir, 'nginx.pid')};
+error_log ${path.join(dir, 'error.log')} warn;
+events { worker_connections 16384; }
+http {
+  access_log off;
+${nginxTempPaths(dir)}
+  default_type application/octet-stream;
+  keepalive_timeout 75s;
+  keepalive_requests 1000000;
+${httpBody}
+}
+`;
+}
+
+/** Starts nginx with `-p dir -c nginx.conf` (one process: master_process off). */
+function startNginx(name, dir, conf) {
+  const confFile = path.join(dir, 'nginx.conf');
+  fs.writeFileSync(confFile, conf);
+  return proc.start(name, proc.which('nginx') || 'nginx', ['-p', dir, '-c', confFile, '-e', path.join(dir, 'error.log')], {
+    logFile: path.join(dir, 'stdio.log'),
+  });
+}
+
+/** The backend: nginx, one worker, 13 bytes on /small and a 1 MiB static file on /1m. */
+async function startBackend(dir) {
+  fs.mkdirSync(path.join(dir, 'www'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'www', '1m'), Buffer.alloc(BIG_BYTES, 'x'));
+  const port = await proc.freePort();
+  const conf = nginxMain(
+    dir,
+    `  sendfile on;
+  tcp_nopush on;
+  server {
+    listen 127.0.0.1:${port} backlog=4096;
+    location = /small { default_type text/plain; return 200 "${SMALL_BODY}"; }
+    location = /1m { root ${path.join(dir, 'www')}; }
+  }`,
+  );
+  const child = startNginx('backend nginx', dir, conf);
+  return { child, port };
+}
+
+/** nginx as a reverse proxy: one worker, HTTP/1.1 upstream with keepalive. */
+async function startNginxProxy(dir, backendPort) {
+  const port = await proc.freePort();
+  const conf = nginxMain(
+    dir,
+    `  upstream backend {
+    server 127.0.0.1:${backendPort};
+    keepalive 64;
+    keepalive_requests 1000000;
+  }
+  server {
+    listen 127.0.0.1:${port} backlog=4096;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }`,
+  );
+  return { child: startNginx('nginx proxy', dir, conf), port };
+}
+
+/** HAProxy: one process, one thread, server connections reused (http-reuse always). */
+async function startHaproxy(dir, backendPort) {
+  const port = await proc.freePort();
+  const cfg = `# written by scripts/bench.js
+global
+  nbthread 1
+  maxconn 4000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  timeout http-keep-alive 60s
+  option http-keep-alive
+frontend fe
+  bind 127.0.0.1:${port}
+  default_backend be
+backend be
+  http-reuse always
+  server s1 127.0.0.1:${backendPort}
+`;
+  const cfgFile = path.join(dir, 'haproxy.cfg');
+  fs.writeFileSync(cfgFile, cfg);
+  const child = proc.start('haproxy', proc.which('haproxy') || 'haproxy', ['-db', '-f', cfgFile], {
+    logFile: path.join(dir, 'stdio.log'),
+  });
+  return { child, port };
+}
+
+/** The Node baseline: node:http + undici Pool (scripts/bench/node-baseline-proxy.js). */
+async function startBaseline(dir, backendPort) {
+  const port = await proc.freePort();
+  const child = proc.start(
+    'node baseline',
+    process.execPath,
+    [path.join(__dirname, 'node-baseline-proxy.js'), '--port', String(port), '--upstream', `http://127.0.0.1:${backendPort}`],
+    { cwd: REPO, logFile: path.join(dir, 'stdio.log') },
+  );
+  return { child, port };
+}
+
+/**
+ * zproxy from dist/ (`node bin/zproxy.js start --config FILE`). mode 'proxy'
+ * forwards everything to the backend; mode 'respond' answers both paths itself
+ * (a stand-in while upstream proxying is not there).
+ */
+async function startZproxy(dir, backendPort, threads, mode) {
+  const port = await proc.freePort();
+  const routes =
+    mode === 'respond'
+      ? [
+          { path: '/small', respond: { status: 200, headers: { 'content-type': 'text/plain' }, body: SMALL_BODY } },
+          {
+            path: '/1m',
+            respond: { status: 200, headers: { 'content-type': 'application/octet-stream' }, body: 'x'.repeat(BIG_BYTES) },
+          },
+        ]
+      : [{ path: '/', upstream: `http://127.0.0.1:${backendPort}` }];
+  const config = {
+    host: '127.0.0.1',
+    port,
+    admin: null,
+    thread_count: threads,
+    log_level: 'warn',
+    drain_timeout_ms: 1000,
+    max_connections: 20000,
+    routes,
+  };
+  const cfgFile = path.join(dir, 'zproxy.json');
+  fs.writeFileSync(cfgFile, JSON.stringify(config, null, 2));
+  const child = proc.start(`zproxy (${threads} threads)`, process.execPath, [path.join(REPO, 'bin', 'zproxy.js'), 'start', '--config', cfgFile], {
+    cwd: REPO,
+    logFile: path.join(dir, 'stdio.log'),
+  });
+  return { child, port };
+}
+
+function allCpus() {
+  return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+}
+
+/**
+ * The proxies, in report order. `unavailable()` gives the reason a proxy
+ * cannot run here, or null. `start(dir, backend)` resolves { child, port };
+ * the 'direct' pseudo-proxy measures the backend itself (no extra process).
+ */
+function proxyCatalogue({ zproxyMode }) {
+  const n = allCpus();
+  const zLabel = (t) => `zproxy ${t} thread${t === 1 ? '' : 's'}${zproxyMode === 'respond' ? ' (respond)' : ''}`;
+  const zUnavailable = () =>
+    fs.existsSync(path.join(REPO, 'dist', 'cli.js')) ? null : 'dist/cli.js missing: run `npm run build` first';
+  return {
+    direct: { label: 'no proxy (backend)', unavailable: () => null, start: null },
+    nginx: { label: 'nginx', unavailable: () => (proc.which('nginx') ? null : 'nginx not installed'), start: startNginxProxy },
+    haproxy: {
+      label: 'HAProxy',
+      unavailable: () => (proc.which('haproxy') ? null : 'haproxy not installed'),
+      start: startHaproxy,
+    },
+    baseline: {
+      label: 'node:http + undici',
+      unavailable: () => {
+        try {
+          require.resolve('undici', { paths: [REPO] });
+          return null;
+        } catch {
+          return 'undici not installed (npm install)';
+        }
+      },
+      start: startBaseline,
+    },
+    zproxy1: {
+      label: zLabel(1),
+      unavailable: zUnavailable,
+      start: (dir, bp) => startZproxy(dir, bp, 1, zproxyMode),
+    },
+    zproxyN: {
+      label: zLabel(n),
+      unavailable: zUnavailable,
+      start: (dir, bp) => startZproxy(dir, bp, n, zproxyMode),
+    },
+  };
+}
+
+module.exports = { REPO, SMALL_BODY, BIG_BYTES, startBackend, proxyCatalogue, allCpus };
