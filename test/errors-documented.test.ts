@@ -15,7 +15,8 @@ test.each(Object.entries(errors.errorSpecs))('%s is documented with its status',
 });
 
 test('each code has its own class, and instances say what failed', () => {
-  const classes = Object.values(errors).filter((value): value is new (detail?: string) => errors.ZproxyError => typeof value === 'function' && value.prototype instanceof errors.ZproxyError);
+  type ErrorClass = new (detail?: string) => errors.ZproxyError;
+  const classes = (Object.values(errors) as unknown[]).filter((value) => typeof value === 'function' && (value as ErrorClass).prototype instanceof errors.ZproxyError) as ErrorClass[];
   const codes = classes.map((ErrorClass) => new ErrorClass().code).sort();
   expect(codes).toEqual(Object.keys(errors.errorSpecs).sort());
   const error = new errors.UpstreamConnectError('ECONNREFUSED');
