@@ -6,6 +6,12 @@
  */
 import { BlockList, isIP } from 'node:net';
 
+/** A socket's peer address as X-Forwarded-For shows it (IPv4-mapped IPv6 as plain IPv4). */
+export function peerAddress(address: string | undefined): string {
+  if (!address) return '';
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
+}
+
 export class TrustedProxies {
   private readonly list = new BlockList();
   readonly empty: boolean;

@@ -13,6 +13,7 @@ import type { Target } from '../upstream/target';
 import type { BalancerInput } from '../balancer/balancer-base';
 import { NoHealthyTargetError, UpstreamConnectError, UpstreamResetError, UpstreamTimeoutError, type ZproxyError } from '../errors';
 import { respondError } from '../protocol/http2/h2-client-side';
+import { IDEMPOTENT } from './proxy-exchange';
 
 export interface H2ProxyRequest {
   route: RouteConfig;
@@ -29,7 +30,6 @@ export interface H2ProxyRequest {
 
 /** Request fields that never go upstream, or that the proxy sets. */
 const SKIP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-for']);
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 const { NGHTTP2_FLAG_END_STREAM, NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = http2.constants;
 
 export function proxyToH2Upstream(ctx: WorkerContext, stream: ServerHttp2Stream, raw: string[], request: H2ProxyRequest): void {

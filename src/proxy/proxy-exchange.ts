@@ -71,7 +71,8 @@ export interface ExchangeRequest {
   readonly upgrade?: boolean;
 }
 
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+/** Methods a proxy may send again after a failure (RFC 9110 §9.2.2). */
+export const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 
 export class ProxyExchange implements UpstreamExchange, BalancerInput {
   readonly method: string;

@@ -15,6 +15,14 @@ export interface UpstreamGroup {
   readonly config: UpstreamConfig;
   readonly targets: readonly Target[];
   readonly balancer: BalancerBase;
+  /** The one request header a consistent-hash balancer reads (`cookie` for cookie keys), or null. */
+  readonly hashHeader: string | null;
+}
+
+function hashHeaderOf(upstream: UpstreamConfig): string | null {
+  const key = upstream.hash_key;
+  if (upstream.load_balancing !== 'consistent_hash' || !key) return null;
+  return key.startsWith('cookie:') ? 'cookie' : key.slice('header:'.length).toLowerCase();
 }
 
 /** A health verdict, as the main thread broadcasts it. */
@@ -58,7 +66,7 @@ export class Upstreams {
       if (!route.upstream) return null;
       const targets = Target.fromConfig(route.upstream);
       for (const target of targets) this.poolFor(target, config, route.upstream, caBundles);
-      return { config: route.upstream, targets, balancer: createBalancer(route.upstream, targets) };
+      return { config: route.upstream, targets, balancer: createBalancer(route.upstream, targets), hashHeader: hashHeaderOf(route.upstream) };
     });
   }
 

@@ -32,6 +32,7 @@ import { splitTarget } from '../../router/request-path';
 import { upstreamPath } from '../../router/rewrite';
 import type { RouteHit } from '../../router/compile';
 import { ProxyExchange, type ClientSide } from '../../proxy/proxy-exchange';
+import { peerAddress } from '../../proxy/client-ip';
 import { forwardInterimHead, forwardRequestHead, forwardResponseHead, forwardSwitchingHead } from '../../proxy/forward-head';
 import { isWebSocketUpgrade, openTunnel, type ClientTunnel, type TunnelUpgrade } from '../../tunnel/upgrade';
 import { ChunkedDecoder } from './chunked';
@@ -47,17 +48,6 @@ function directResponse(respond: DirectResponse): PreparedResponse {
   return prepared;
 }
 
-/** The client's address as X-Forwarded-For shows it (IPv4-mapped IPv6 as plain IPv4). */
-function clientIpOf(address: string): string {
-  return address.startsWith('::ffff:') ? address.slice(7) : address;
-}
-
-/** The header a consistent-hash balancer keys on, if any. */
-function hashHeaderOf(group: UpstreamGroup): string | null {
-  const key = group.config.hash_key;
-  if (group.config.load_balancing !== 'consistent_hash' || !key) return null;
-  return key.startsWith('cookie:') ? 'cookie' : key.slice('header:'.length).toLowerCase();
-}
 
 export class Http1Session implements ProtocolSession, ClientSide {
   /** Unparsed bytes kept between reads (a partial head, or pipelined requests). */
@@ -319,10 +309,10 @@ export class Http1Session implements ProtocolSession, ClientSide {
   private startExchange(head: RequestHead, match: RouteHit, group: UpstreamGroup, path: string, query: string, addRequestId: boolean): void {
     const route: RouteConfig = match.route;
     const hostFromTarget = !route.preserve_host || head.host === null;
-    const peer = clientIpOf(this.conn.remoteAddress);
+    const peer = peerAddress(this.conn.remoteAddress);
     const trusted = this.ctx.trustedProxies;
     const clientIp = trusted.empty ? peer : trusted.clientAddress(peer, head.getHeaderJoined('x-forwarded-for'));
-    const hashHeader = hashHeaderOf(group);
+    const hashHeader = group.hashHeader;
     // `websocket` left out of `protocols`: the request goes on as a plain one (Upgrade is hop-by-hop), as nginx does.
     const upgrade = this.body === null && isWebSocketUpgrade(head) && this.ctx.config.protocols.includes('websocket');
     this.exchange = new ProxyExchange(this, this.ctx, route, group, {

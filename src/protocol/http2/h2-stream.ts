@@ -15,15 +15,12 @@ import { BadPathError, BodyTooLargeError, MethodNotAllowedError, NotFoundError }
 import { H2ClientSide, respondError } from './h2-client-side';
 import { h1RequestHead, h2HeaderValue } from './translate';
 import { proxyToH2Upstream } from '../../proxy/h2-stream-proxy';
+import { peerAddress } from '../../proxy/client-ip';
 import { tunnelH2WebSocket } from './h2-websocket';
 
 const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
 const CRLF = Buffer.from('\r\n', 'latin1');
 
-function clientIpOf(address: string | undefined): string {
-  if (!address) return '';
-  return address.startsWith('::ffff:') ? address.slice(7) : address;
-}
 
 export function handleStream(ctx: WorkerContext, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, raw: string[]): void {
   const method = headers[':method'] ?? 'GET';
@@ -48,10 +45,10 @@ export function handleStream(ctx: WorkerContext, stream: ServerHttp2Stream, head
   const group = ctx.upstreams.group(match.index)!;
   const upstreamTarget = upstreamPath(match, path, query);
   if (method === 'CONNECT' && headers[':protocol'] === 'websocket' && group.targets[0].scheme !== 'h2c') {
-    return tunnelH2WebSocket(ctx, stream, headers, { group, path: upstreamTarget, authority, preserveHost: route.preserve_host, clientIp: clientIpOf(stream.session?.socket?.remoteAddress), requestId });
+    return tunnelH2WebSocket(ctx, stream, headers, { group, path: upstreamTarget, authority, preserveHost: route.preserve_host, clientIp: peerAddress(stream.session?.socket?.remoteAddress), requestId });
   }
   if (group.targets[0].scheme === 'h2c') {
-    return proxyToH2Upstream(ctx, stream, raw, { route, group, method, path: upstreamTarget, authority, requestId, addRequestId: clientRequestId === undefined, clientIp: clientIpOf(stream.session?.socket?.remoteAddress), hasBody });
+    return proxyToH2Upstream(ctx, stream, raw, { route, group, method, path: upstreamTarget, authority, requestId, addRequestId: clientRequestId === undefined, clientIp: peerAddress(stream.session?.socket?.remoteAddress), hasBody });
   }
   proxyToH1Upstream(ctx, stream, headers, raw, { match, group, method, upstreamTarget, authority, requestId, addRequestId: clientRequestId === undefined, hasBody, declared });
 }
@@ -87,11 +84,10 @@ function proxyToH1Upstream(ctx: WorkerContext, stream: ServerHttp2Stream, header
   const route = o.match.route;
   const chunked = o.hasBody && o.declared < 0;
   const hostFromTarget = !route.preserve_host || o.authority === '';
-  const peer = clientIpOf(stream.session?.socket?.remoteAddress);
+  const peer = peerAddress(stream.session?.socket?.remoteAddress);
   const trusted = ctx.trustedProxies;
   const clientIp = trusted.empty ? peer : trusted.clientAddress(peer, h2HeaderValue(headers, 'x-forwarded-for') ?? null);
-  const hashKey = o.group.config.load_balancing === 'consistent_hash' ? o.group.config.hash_key : undefined;
-  const hashHeader = hashKey ? (hashKey.startsWith('cookie:') ? 'cookie' : hashKey.slice('header:'.length).toLowerCase()) : null;
+  const hashHeader = o.group.hashHeader;
   const client = new H2ClientSide(stream, o.requestId);
   const exchange = new ProxyExchange(client, ctx, route, o.group, {
     method: o.method,
