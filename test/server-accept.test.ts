@@ -4,6 +4,7 @@
  * served — against the addon's accept loop and the TypeScript fallback alike.
  */
 import type net from 'node:net';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { RUNTIMES, connect, get, readResponse, startProxy } from './helpers/server';
 import type { Server } from '../dist/index';
 
@@ -89,4 +90,30 @@ describe.each(RUNTIMES)('accepting connections (%s)', (_name, noNative) => {
     for (const socket of served) socket.destroy();
     expect(await get(port)).toMatch(/^HTTP\/1\.1 200 OK/);
   });
+});
+
+test('TypeScript fallback: each worker listens on its own fd of the one socket, and stop closes them all', async () => {
+  const listeningFds = (port: number): string[] => {
+    // The inode of the socket listening on `port` (state 0A), then every fd of this process on it.
+    const hexPort = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+    const row = readFileSync('/proc/net/tcp', 'utf8').split('\n').find((line) => {
+      const fields = line.trim().split(/\s+/);
+      return fields[1]?.endsWith(hexPort) && fields[3] === '0A';
+    });
+    if (!row) return [];
+    const inode = row.trim().split(/\s+/)[9];
+    return readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`) === `socket:[${inode}]`;
+      } catch {
+        return false;
+      }
+    });
+  };
+  const server = await startProxy({ thread_count: 3 }, true);
+  const { port } = server.address();
+  const fds = listeningFds(port);
+  await server.stop();
+  expect(new Set(fds).size).toBe(3);
+  expect(listeningFds(port)).toEqual([]);
 });

@@ -3,7 +3,8 @@
  *
  * Node 20 cannot move a socket between threads nor open SO_REUSEPORT
  * sockets, so worker 0 binds the listening socket and the other workers
- * listen on the same fd; the kernel wakes them all and one accepts. The
+ * listen on their own duplicates of its fd (`fd-duplicate.ts`); the kernel
+ * wakes them all and one accepts. The
  * spread is the kernel's, not load-aware, and there is no peeking: this is
  * the path for correctness where the addon cannot run, not for speed.
  *
@@ -15,15 +16,13 @@
  * one socket can lose their reserve fds and spin. So the fallback never lets
  * the process run out: it holds at most `fdBudget` client sockets (from
  * RLIMIT_NOFILE), and closes connections accepted beyond it at once.
- *
- * Caveat: every worker's handle owns the same fd number, so each closes it.
- * They close together at stop; see `close` below.
  */
 import net from 'node:net';
 import { readdirSync, readFileSync } from 'node:fs';
 import type { AcceptLoopStats } from '../native/addon-types';
 import type { Acceptor, IncomingConnection, Intake, IntakeDescriptor, ListenAddress, ListenOptions } from './acceptor';
 import { logger } from '../util/log';
+import { duplicateListeningSocket } from './fd-duplicate';
 
 const ACTIVE = 0;
 const ACCEPTED = 1;
@@ -84,8 +83,6 @@ export function createSharedListenerAcceptor(options: ListenOptions): Acceptor {
       pausedFull: Atomics.load(view, PAUSED_FULL),
     }),
     async close(request) {
-      // All handles share one fd: closing them in parallel keeps the window in
-      // which a stale close could hit a reused fd number as short as possible.
       await Promise.all(Array.from({ length: options.workers }, (_, i) => request(i, { type: 'unlisten' })));
     },
   };
@@ -144,7 +141,8 @@ export function attachSharedListenerIntake(
     logger().warn({ err, worker: index }, 'accept failed');
   });
 
-  function listen(fd: number | undefined): Promise<unknown> {
+  async function listen(fd: number | undefined): Promise<unknown> {
+    const duplicate = fd === undefined ? undefined : await duplicateListeningSocket(fd);
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       const onListening = () => {
@@ -153,7 +151,7 @@ export function attachSharedListenerIntake(
         resolve({ fd: handle.fd, address: server.address() });
       };
       if (fd === undefined) server.listen({ host: descriptor.host, port: descriptor.port, backlog: descriptor.backlog, exclusive: true }, onListening);
-      else server.listen({ fd, backlog: descriptor.backlog }, onListening);
+      else server.listen(duplicate, descriptor.backlog, onListening);
     });
   }
 
