@@ -26,9 +26,9 @@ export interface PoolSettings {
 
 export class ConnectionPool {
   private readonly idle: UpstreamConnection[] = [];
+  /** Every open connection, for the response-timeout sweep. */
+  private readonly all = new Set<UpstreamConnection>();
   private readonly resolver: HostResolver | null;
-  /** Connections open (any state). */
-  open = 0;
 
   constructor(
     readonly target: Target,
@@ -53,11 +53,12 @@ export class ConnectionPool {
 
   /** A new connection, never an idle one (WebSocket upgrades: it never comes back to the pool). */
   connect(): UpstreamConnection {
-    this.open++;
     const host = this.resolver?.address() ?? this.target.host;
     // A buffer per connection, never handed on: a client write may still hold a view of it.
     const buffer = this.settings.allocBuffer(READ_BUFFER_BYTES);
-    return new UpstreamConnection(host, this.target.port, buffer, this.settings.connectTimeoutMs, (closed) => this.onClosed(closed), this.settings.tls);
+    const conn = new UpstreamConnection(host, this.target.port, buffer, this.settings.connectTimeoutMs, (closed) => this.onClosed(closed), this.settings.tls);
+    this.all.add(conn);
+    return conn;
   }
 
   /** The exchange is done with `conn`: keep it for the next request, or close it. */
@@ -69,8 +70,13 @@ export class ConnectionPool {
     conn.destroy();
   }
 
+  /** Fails exchanges whose upstream has been silent past the response timeout. */
+  checkDeadlines(now: number): void {
+    for (const conn of this.all) conn.checkDeadline(now);
+  }
+
   /** Closes connections idle for longer than the keep-alive timeout. */
-  sweep(now: number): void {
+  sweepIdle(now: number): void {
     const limit = this.settings.keepAliveTimeoutMs;
     for (let i = this.idle.length - 1; i >= 0; i--) {
       const conn = this.idle[i];
@@ -85,7 +91,7 @@ export class ConnectionPool {
   }
 
   private onClosed(conn: UpstreamConnection): void {
-    this.open--;
+    this.all.delete(conn);
     const at = this.idle.indexOf(conn);
     if (at >= 0) this.idle.splice(at, 1);
   }

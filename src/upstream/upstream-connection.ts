@@ -7,6 +7,10 @@
  * It reads into its own buffer (onread), reused for every read of its life;
  * the exchange pauses it while the client still holds unwritten bytes of
  * that buffer, so nothing is copied on the way to the client.
+ *
+ * The response timeout is a deadline its pool checks on a sweep, not a
+ * socket timer: arming and clearing a timer for every request, and
+ * refreshing it on every read, cost more than the rest of the bookkeeping.
  */
 import net from 'node:net';
 import { parseResponseHead, type ResponseHead, type BodyFraming } from '../protocol/http1/response-head';
@@ -69,6 +73,14 @@ export class UpstreamConnection {
   /** The final response head has not been parsed yet. */
   private awaitingHead = true;
   private reusable = true;
+  /** The route's response timeout for the current exchange. */
+  private timeoutMs = 0;
+  /**
+   * When the response timeout fires (ms since the epoch); 0 while none runs.
+   * Every read and write moves it on: like nginx's proxy_read_timeout, it
+   * limits silence, not the whole exchange.
+   */
+  private deadline = 0;
 
   constructor(
     host: string,
@@ -83,7 +95,7 @@ export class UpstreamConnection {
     this.socket = tlsOptions
       ? connectTls(host, port, onread, tlsOptions)
       : net.connect({ host, port, noDelay: true, onread } as unknown as net.NetConnectOpts);
-    // The connect timeout covers the TLS handshake too: connected means ready for the request.
+    // The connect timeout (a socket timer, once per connection) covers the TLS handshake too: connected means ready for the request.
     this.socket.setTimeout(connectTimeoutMs);
     this.socket.on(tlsOptions ? 'secureConnect' : 'connect', () => this.onConnect());
     this.socket.on('drain', () => this.exchange?.onWritable());
@@ -103,12 +115,24 @@ export class UpstreamConnection {
     this.timeoutMs = responseTimeoutMs;
     if (this.state === 'idle') {
       this.state = 'busy';
-      this.socket.setTimeout(responseTimeoutMs);
+      this.touch();
     }
   }
 
   write(data: Buffer): boolean {
+    if (this.deadline !== 0) this.touch();
     return this.socket.write(data);
+  }
+
+  /** The pool's sweep: a busy connection silent past its deadline fails the exchange with a timeout. */
+  checkDeadline(now: number): void {
+    if (this.deadline !== 0 && now >= this.deadline && this.state === 'busy') {
+      this.fail('timeout', Object.assign(new Error('upstream response timed out'), { code: 'ETIMEDOUT' }));
+    }
+  }
+
+  private touch(): void {
+    this.deadline = Date.now() + this.timeoutMs;
   }
 
   /** Back to the pool: no exchange, no timeout (the pool times idle connections out). */
@@ -117,7 +141,7 @@ export class UpstreamConnection {
     if (!this.reusable || this.state !== 'busy') return false;
     this.state = 'idle';
     this.idleSince = Date.now();
-    this.socket.setTimeout(0);
+    this.deadline = 0;
     return true;
   }
 
@@ -131,26 +155,27 @@ export class UpstreamConnection {
     this.socket.destroy();
   }
 
+  /** Waiting for the client to take what was relayed: the upstream's silence is not its fault, so no timeout runs. */
   pause(): void {
+    this.deadline = 0;
     this.socket.pause();
   }
 
   resume(): void {
+    if (this.state === 'busy') this.touch();
     this.socket.resume();
   }
-
-  private timeoutMs = 0;
 
   private onConnect(): void {
     if (this.state !== 'connecting') return;
     this.state = this.exchange ? 'busy' : 'idle';
-    this.socket.setTimeout(this.exchange ? this.timeoutMs : 0);
+    this.socket.setTimeout(0);
+    if (this.exchange) this.touch();
     this.exchange?.onConnected();
   }
 
   private onTimeout(): void {
-    if (this.state === 'connecting') return this.fail('connect', Object.assign(new Error('upstream connect timed out'), { code: 'ETIMEDOUT' }));
-    if (this.state === 'busy') return this.fail('timeout', Object.assign(new Error('upstream response timed out'), { code: 'ETIMEDOUT' }));
+    if (this.state === 'connecting') this.fail('connect', Object.assign(new Error('upstream connect timed out'), { code: 'ETIMEDOUT' }));
   }
 
   private failureNow(): UpstreamFailure {
@@ -201,7 +226,7 @@ export class UpstreamConnection {
     this.state = 'upgraded';
     this.reusable = false;
     this.awaitingHead = false;
-    this.socket.setTimeout(0);
+    this.deadline = 0;
     exchange.onSwitchingProtocols(head, rest);
   }
 
@@ -214,6 +239,7 @@ export class UpstreamConnection {
       // Bytes nobody asked for: the connection's framing can no longer be trusted.
       return this.fail('bad_response', new Error('unexpected bytes from an idle upstream connection'));
     }
+    if (this.deadline !== 0) this.touch();
     let at = 0;
     if (this.awaitingHead) {
       at = this.readHead(buf, n);

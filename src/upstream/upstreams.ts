@@ -35,14 +35,25 @@ export interface HealthVerdict {
 
 export const HEALTH_CHANNEL = 'zproxy:upstream-health';
 /** How often idle pooled connections are checked against their keep-alive timeout. */
-const SWEEP_INTERVAL_MS = 500;
+const IDLE_SWEEP_INTERVAL_MS = 500;
+/** Bounds of how often busy connections are checked against their response deadline. */
+const MIN_DEADLINE_SWEEP_MS = 10;
+const MAX_DEADLINE_SWEEP_MS = 250;
+
+/** A quarter of the shortest route timeout, so a timeout fires at most 25% late. */
+function deadlineSweepInterval(config: ZproxyConfig): number {
+  let shortest = Infinity;
+  for (const route of config.routes) if (route.upstream) shortest = Math.min(shortest, route.timeout_ms);
+  return Math.min(MAX_DEADLINE_SWEEP_MS, Math.max(MIN_DEADLINE_SWEEP_MS, Math.floor(shortest / 4)));
+}
 
 export class Upstreams {
   private groups: (UpstreamGroup | null)[] = [];
   private readonly pools = new Map<string, ConnectionPool>();
   /** Each target's pool (the key includes TLS settings, which the target alone does not know). */
   private readonly poolOf = new WeakMap<Target, ConnectionPool>();
-  private readonly sweepTimer: NodeJS.Timeout;
+  private readonly idleSweepTimer: NodeJS.Timeout;
+  private deadlineSweepTimer: NodeJS.Timeout | undefined;
   private readonly health = new BroadcastChannel(HEALTH_CHANNEL);
 
   constructor(
@@ -51,8 +62,8 @@ export class Upstreams {
     private readonly allocBuffer: (size: number) => Buffer,
   ) {
     this.load(config, generation);
-    this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
-    this.sweepTimer.unref();
+    this.idleSweepTimer = setInterval(() => this.sweepIdle(), IDLE_SWEEP_INTERVAL_MS);
+    this.idleSweepTimer.unref();
     this.health.onmessage = (event) => this.applyVerdict((event as { data: HealthVerdict }).data);
     (this.health as unknown as { unref(): void }).unref();
   }
@@ -68,6 +79,9 @@ export class Upstreams {
       for (const target of targets) this.poolFor(target, config, route.upstream, caBundles);
       return { config: route.upstream, targets, balancer: createBalancer(route.upstream, targets), hashHeader: hashHeaderOf(route.upstream) };
     });
+    clearInterval(this.deadlineSweepTimer);
+    this.deadlineSweepTimer = setInterval(() => this.checkDeadlines(), deadlineSweepInterval(config));
+    this.deadlineSweepTimer.unref();
   }
 
   group(routeIndex: number): UpstreamGroup | null {
@@ -79,7 +93,8 @@ export class Upstreams {
   }
 
   close(): void {
-    clearInterval(this.sweepTimer);
+    clearInterval(this.idleSweepTimer);
+    clearInterval(this.deadlineSweepTimer);
     this.health.close();
     for (const pool of this.pools.values()) pool.closeAll();
   }
@@ -104,8 +119,13 @@ export class Upstreams {
     if (target) target.healthy = verdict.healthy;
   }
 
-  private sweep(): void {
+  private sweepIdle(): void {
     const now = Date.now();
-    for (const pool of this.pools.values()) pool.sweep(now);
+    for (const pool of this.pools.values()) pool.sweepIdle(now);
+  }
+
+  private checkDeadlines(): void {
+    const now = Date.now();
+    for (const pool of this.pools.values()) pool.checkDeadlines(now);
   }
 }

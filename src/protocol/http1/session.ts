@@ -8,7 +8,7 @@
  * Bytes arrive either straight from the worker's reused read buffer
  * (onread) or as fresh chunks; anything kept across reads is copied.
  */
-import { randomUUID } from 'node:crypto';
+import { nextRequestId } from '../../util/request-id';
 import type { Connection } from '../../listener/connection';
 import type { WorkerContext } from '../../server/worker-context';
 import type { ProtocolSession } from '../registry';
@@ -74,6 +74,8 @@ export class Http1Session implements ProtocolSession, ClientSide {
   private dechunkWrites = 0;
   /** After a 101: the connection is a WebSocket tunnel. */
   private tunnel: ClientTunnel | null = null;
+  /** A response head not written yet (see `holdHead`). */
+  private heldHead: Buffer | null = null;
 
   constructor(
     private readonly conn: Connection,
@@ -114,7 +116,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
   }
 
   onHeadTimeout(): void {
-    this.fail(new RequestTimeoutError(), randomUUID());
+    this.fail(new RequestTimeoutError(), nextRequestId());
   }
 
   // --- ClientSide (what a ProxyExchange sees) ---------------------------------
@@ -128,7 +130,36 @@ export class Http1Session implements ProtocolSession, ClientSide {
   }
 
   private write(data: Buffer, onFlushed?: () => void): void {
+    if (this.heldHead) this.flushHeldHead();
     this.conn.socket.write(data, onFlushed);
+  }
+
+  /**
+   * A proxied response head waits for the body bytes of the same upstream
+   * read, so both leave in one write: one segment and one wake-up of the
+   * client instead of two. Whatever is still held is written on the next
+   * tick, so a head never waits for a body that comes later.
+   */
+  private holdHead(head: Buffer): void {
+    this.heldHead = head;
+    process.nextTick(this.flushHeldHead);
+  }
+
+  private readonly flushHeldHead = (): void => {
+    const head = this.heldHead;
+    if (head === null) return;
+    this.heldHead = null;
+    if (!this.conn.socket.destroyed) this.conn.socket.write(head);
+  };
+
+  /** The held head and a body chunk in one new buffer (the chunk is copied, so it may live anywhere). */
+  private withHeldHead(buf: Buffer, start: number, end: number): Buffer {
+    const head = this.heldHead!;
+    this.heldHead = null;
+    const joined = Buffer.allocUnsafe(head.length + end - start);
+    head.copy(joined, 0);
+    buf.copy(joined, head.length, start, end);
+    return joined;
   }
 
   sendInterim(head: ResponseHead): void {
@@ -141,20 +172,21 @@ export class Http1Session implements ProtocolSession, ClientSide {
     const dechunk = http10 && framing === 'chunked';
     this.closeAfterResponse = !this.keepAlive || framing === 'close' || !requestComplete || dechunk;
     this.dechunker = dechunk ? new ChunkedDecoder({ onData: (data, from, to) => this.writeDechunked(data.subarray(from, to)) }) : null;
-    this.write(
-      forwardResponseHead(head, {
-        requestId,
-        addRequestId: head.indexOfHeader('x-request-id') < 0,
-        chunked: framing === 'chunked' && !http10,
-        close: this.closeAfterResponse,
-        keepAliveHeader: http10 && !this.closeAfterResponse,
-      }),
-    );
+    const out = forwardResponseHead(head, {
+      requestId,
+      addRequestId: head.indexOfHeader('x-request-id') < 0,
+      chunked: framing === 'chunked' && !http10,
+      close: this.closeAfterResponse,
+      keepAliveHeader: http10 && !this.closeAfterResponse,
+    });
+    if (framing === 'none' || dechunk) this.write(out);
+    else this.holdHead(out);
   }
 
   sendBody(buf: Buffer, start: number, end: number, onFlushed: () => void): number {
     if (!this.dechunker) {
-      this.write(buf.subarray(start, end), onFlushed);
+      const joinHead = this.heldHead !== null && end - start <= JOIN_WITH_HEAD_MAX_BYTES;
+      this.write(joinHead ? this.withHeldHead(buf, start, end) : buf.subarray(start, end), onFlushed);
       return 1;
     }
     this.dechunkFlushed = onFlushed;
@@ -181,6 +213,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
   exchangeDone(): void {
     this.exchange = null;
     this.dechunker = null;
+    this.flushHeldHead();
     if (this.closeAfterResponse) return this.closeAfterWrite();
     this.requestDone();
   }
@@ -244,7 +277,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
         break;
       }
       if (parsed.kind === 'error') {
-        this.fail(headError(parsed.status, parsed.reason), randomUUID());
+        this.fail(headError(parsed.status, parsed.reason), nextRequestId());
         break;
       }
       at = parsed.headEnd;
@@ -283,7 +316,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
     this.requestVersion = head.versionMinor;
     this.requestMethod = head.method;
     const clientRequestId = head.getHeader('x-request-id');
-    this.requestId = clientRequestId ?? randomUUID();
+    this.requestId = clientRequestId ?? nextRequestId();
 
     const { path, query } = splitTarget(head.target);
     const match = this.ctx.router.match(head.method, head.host, path, (name) => head.getHeader(name) ?? undefined);
@@ -407,6 +440,9 @@ function headError(status: number, reason: string): ZproxyError {
   if (status === 505) return new HttpVersionError(reason);
   return new BadRequestError(reason);
 }
+
+/** Body chunks up to this size are copied behind a held response head; larger ones follow it in their own write. */
+const JOIN_WITH_HEAD_MAX_BYTES = 16 * 1024;
 
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
 
