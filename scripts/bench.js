@@ -3,16 +3,18 @@
 /**
  * `npm run bench`: zproxy side by side with nginx, HAProxy and a node:http +
  * undici baseline, measured the way /work/shared/PERF.md (docs/benchmarks.md)
- * says: fresh processes per scenario, warm-up, bounded wrk runs on loopback,
- * interleaved rounds, medians, and the proxy's own CPU time per request
+ * says: fresh processes per scenario, warm-up, bounded load runs on loopback,
+ * interleaved rounds, medians, and the proxy's own CPU time per unit of work
  * (utime + stime from /proc, all threads and processes) as the main figure.
  *
  *   node scripts/bench.js [--duration 10s] [--rounds 3] [--warmup 1s]
- *                         [--scenarios a,b,c] [--proxies nginx,haproxy,baseline,zproxy1,zproxyN]
+ *                         [--scenarios a,b,c,d,e,f,g,h] [--proxies nginx,haproxy,...]
  *                         [--zproxy-mode proxy|respond] [--out bench-results/] [--quick]
  *
- * Progress goes to stderr; the Markdown table and target checks to stdout;
- * all raw rounds plus the machine to a JSON file (and the table to a .md) in --out.
+ * The scenarios are in scripts/bench/scenarios.js, their load generators in
+ * scripts/bench/drivers.js. Progress goes to stderr; the Markdown tables and
+ * target checks to stdout; all raw rounds plus the machine to a JSON file
+ * (and the tables to a .md) in --out.
  */
 const { execFileSync, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -21,41 +23,27 @@ const path = require('node:path');
 const proc = require('./bench/proc');
 const servers = require('./bench/servers');
 const report = require('./bench/report');
+const drivers = require('./bench/drivers');
+const tls = require('./bench/tls');
+const { SCENARIOS } = require('./bench/scenarios');
 
-const SCENARIOS = {
-  a: {
-    title: '13-byte GET, keep-alive, wrk -c64',
-    path: '/small',
-    bodyBytes: 13,
-    wrkArgs: ['-t1', '-c64'],
-  },
-  b: {
-    title: '1 MiB GET, keep-alive, wrk -c16',
-    path: '/1m',
-    bodyBytes: servers.BIG_BYTES,
-    wrkArgs: ['-t1', '-c16'],
-    perMiB: true,
-  },
-  c: {
-    title: 'new connection per request, wrk -c32',
-    path: '/small',
-    bodyBytes: 13,
-    wrkArgs: ['-t1', '-c32', '-H', 'Connection: close'],
-  },
-};
 /** A run during which other work used more than this many cores is marked noisy. */
 const NOISY_CORES = 0.35;
-const ALL_PROXIES = ['direct', 'nginx', 'haproxy', 'baseline', 'zproxy1', 'zproxyN'];
-const DEFAULT_PROXIES = ['nginx', 'haproxy', 'baseline', 'zproxy1', 'zproxyN'];
+/** Every proxy id, in report order. */
+const ALL_PROXIES = ['direct', 'nginx', 'haproxy', 'baseline', 'zproxy1', 'zproxy1js', 'zproxyN'];
 
 const USAGE = `usage: node scripts/bench.js [options]
-  --duration 10s      counted wrk time per run (whole seconds; default 10s)
+  --duration 10s      counted time per run (whole seconds; default 10s)
   --rounds 3          interleaved rounds; medians are reported (default 3)
-  --warmup 1s         wrk warm-up before each counted run (default 1s)
-  --scenarios a,b,c   a: 13-byte GET keep-alive -c64; b: 1 MiB GET keep-alive -c16;
-                      c: new connection per request -c32 (default all)
-  --proxies LIST      from ${ALL_PROXIES.join(',')} (default ${DEFAULT_PROXIES.join(',')});
-                      direct = wrk straight at the backend (the floor)
+  --warmup 1s         warm-up before each counted run (default 1s)
+  --scenarios LIST    default all of:
+${Object.entries(SCENARIOS)
+  .map(([id, s]) => `                        ${id}: ${s.title}`)
+  .join('\n')}
+  --proxies LIST      from ${ALL_PROXIES.join(',')};
+                      each scenario runs those of the list it supports (default: its own set,
+                      see docs/benchmarks.md); direct = the load straight at the backend (the floor),
+                      zproxy1js = zproxy 1 thread with ZPROXY_NO_NATIVE=1 (pure TypeScript runtime)
   --zproxy-mode MODE  proxy (default): zproxy forwards to the backend;
                       respond: zproxy answers itself (stand-in while proxying is unfinished)
   --out DIR           where the JSON and Markdown results go (default bench-results/)
@@ -69,7 +57,7 @@ function parseSeconds(name, value) {
   if (!m) throw new Error(`${name}: expected a duration like 10s, 500ms or 1m, got ${JSON.stringify(value)}`);
   const n = Number(m[1]) * (m[2] === 'ms' ? 0.001 : m[2] === 'm' ? 60 : 1);
   const s = Math.round(n);
-  if (s < 1) throw new Error(`${name}: wrk counts whole seconds, at least 1s (got ${value})`);
+  if (s < 1) throw new Error(`${name}: the load generators count whole seconds, at least 1s (got ${value})`);
   return s;
 }
 
@@ -91,7 +79,7 @@ function parseOptions(argv) {
     rounds: 3,
     warmup: 1,
     scenarios: Object.keys(SCENARIOS),
-    proxies: DEFAULT_PROXIES,
+    proxies: null, // null: each scenario's defaults
     zproxyMode: 'proxy',
     out: path.join(servers.REPO, 'bench-results'),
   };
@@ -151,8 +139,8 @@ function parseOptions(argv) {
     if (!explicit.has('rounds')) o.rounds = 1;
   }
   o.quick = quick;
-  // Keep the report order stable whatever order the list was given in.
-  o.proxies = ALL_PROXIES.filter((p) => o.proxies.includes(p));
+  // Keep the report order stable whatever order the lists were given in.
+  if (o.proxies) o.proxies = ALL_PROXIES.filter((p) => o.proxies.includes(p));
   o.scenarios = Object.keys(SCENARIOS).filter((s) => o.scenarios.includes(s));
   return o;
 }
@@ -161,7 +149,9 @@ function parseOptions(argv) {
 
 /** First line a tool prints about itself (stdout or stderr: `nginx -v` uses stderr). */
 function firstLine(cmd, args) {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 5000 });
+  const exe = proc.which(cmd);
+  if (!exe) return null;
+  const r = spawnSync(exe, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 5000 });
   const text = `${r.stdout || ''}${r.stderr || ''}`.trim();
   return text ? text.split('\n')[0] : null;
 }
@@ -193,8 +183,10 @@ function machineInfo() {
     clk_tck: proc.CLK_TCK,
     tools: {
       wrk: firstLine('wrk', ['-v']),
-      nginx: firstLine(proc.which('nginx') || 'nginx', ['-v']),
-      haproxy: proc.which('haproxy') ? firstLine(proc.which('haproxy'), ['-v']) : null,
+      h2load: firstLine('h2load', ['--version']),
+      nginx: firstLine('nginx', ['-v']),
+      haproxy: firstLine('haproxy', ['-v']),
+      openssl: firstLine('openssl', ['version']),
       undici: (() => {
         try {
           return require(require.resolve('undici/package.json', { paths: [servers.REPO] })).version;
@@ -220,118 +212,172 @@ function progress(msg) {
   process.stderr.write(`[${elapsed()}] ${msg}\n`);
 }
 
-// ---- wrk -------------------------------------------------------------------------
+// ---- what runs -----------------------------------------------------------------
 
-const WRK_LUA = path.join(__dirname, 'bench', 'wrk-report.lua');
+/**
+ * Which proxies each scenario runs, and the (scenario, proxy) pairs skipped
+ * with the reason: a missing tool (wrk, h2load, openssl, nginx as backend)
+ * skips the whole scenario, a missing proxy (haproxy, dist/) its rows.
+ */
+function plan(opts, catalogue) {
+  const runs = {};
+  const skips = [];
+  for (const s of opts.scenarios) {
+    const sc = SCENARIOS[s];
+    const wanted = opts.proxies ? opts.proxies.filter((p) => sc.proxies.supported.includes(p)) : sc.proxies.defaults;
+    const ordered = ALL_PROXIES.filter((p) => wanted.includes(p));
+    runs[s] = [];
+    if (!ordered.length) {
+      progress(`scenario ${s}: none of --proxies ${opts.proxies.join(',')} applies (it supports ${sc.proxies.supported.join(',')})`);
+      continue;
+    }
+    const missing = sc.needs.filter((t) => !proc.which(t));
+    if (missing.length) {
+      const reason = `${missing.join(', ')} not installed`;
+      progress(`SKIPPING scenario ${s} (${sc.title}): ${reason}`);
+      for (const p of ordered) skips.push({ scenario: s, proxy: p, reason });
+      continue;
+    }
+    for (const p of ordered) {
+      let why = catalogue[p].unavailable();
+      if (!why && opts.zproxyMode === 'respond' && sc.websocket && p.startsWith('zproxy')) why = '--zproxy-mode respond has no upstream for WebSocket';
+      if (why) {
+        progress(`SKIPPING ${s} · ${catalogue[p].label}: ${why}`);
+        skips.push({ scenario: s, proxy: p, reason: why });
+      } else runs[s].push(p);
+    }
+  }
+  return { runs, skips };
+}
 
-/** Runs wrk against 127.0.0.1:port; resolves its WRKJSON report. */
-function runWrk(scenario, port, seconds, logFile) {
-  const url = `http://127.0.0.1:${port}${scenario.path}`;
-  const args = [...scenario.wrkArgs, '-d', `${seconds}s`, '--timeout', '5s', '-s', WRK_LUA, url];
-  const child = proc.start('wrk', proc.which('wrk') || 'wrk', args, { logFile });
-  return new Promise((resolve, reject) => {
-    const done = () => {
-      if (!child.closed && !(child.exited && child.exited.error)) return;
-      child.removeListener('output', done);
-      const m = /^WRKJSON (\{.*\})$/m.exec(child.tail);
-      if (!m) return reject(new Error(`wrk ${proc.describeExit(child)}: ${child.tail.trim().slice(-400)}`));
-      try {
-        resolve(JSON.parse(m[1]));
-      } catch (err) {
-        reject(new Error(`wrk report unreadable: ${err.message}`));
-      }
-    };
-    child.on('output', done);
-    done();
-  });
+/** Shared material: the TLS certificate and wrk's full-handshake environment, when a TLS scenario runs. */
+function prepare(runs, tmpRoot) {
+  const ctx = { tls: null, fullHandshakeEnv: undefined };
+  if (Object.entries(runs).some(([s, list]) => list.length && SCENARIOS[s].frontend === 'tls')) {
+    const dir = path.join(tmpRoot, 'tls');
+    ctx.tls = tls.makeCertificate(dir);
+    ctx.fullHandshakeEnv = tls.fullHandshakeEnv(dir);
+    progress(`self-signed ECDSA P-256 certificate for 127.0.0.1 in ${dir}`);
+  }
+  return ctx;
 }
 
 // ---- one run ---------------------------------------------------------------------
 
 let interrupted = false;
 
+/** CPU counters at one instant: the proxy, the backend, the load generator, the machine. */
+function snapshot(proxyPid, backendPid, loadgenPid) {
+  let loadgen = proc.reapedChildrenMicros();
+  if (loadgenPid) {
+    try {
+      loadgen += proc.cpuMicros(loadgenPid);
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return {
+    t: performance.now(),
+    proxy: proc.cpuMicros(proxyPid),
+    backend: proc.cpuMicros(backendPid),
+    loadgen,
+    machine: proc.machineMicros(),
+  };
+}
+
+/** The figures of one counted run from the driver's result and the two CPU snapshots. */
+function figures(scenario, result, m0, m1, shared) {
+  const cpu = m1.proxy - m0.proxy;
+  const wallUs = (m1.t - m0.t) * 1000;
+  const mib = result.bytes / 2 ** 20;
+  const perUnit = (us) => (scenario.cpuUnit === 'MiB' ? (mib ? us / mib : null) : result.count ? us / result.count : null);
+  // Requests (a–f: one handshake per request in e), as opposed to messages or bytes.
+  const isReq = scenario.rateUnit === 'req/s' || scenario.rateUnit === 'handshakes/s';
+  const cores = (us) => Math.round((us / wallUs) * 100) / 100;
+  const f = {
+    load: { tool: result.tool, report: result.report },
+    count: result.count,
+    bytes: result.bytes,
+    seconds: result.seconds,
+    rate: scenario.rateUnit === 'MiB/s' ? mib / result.seconds : result.count / result.seconds,
+    requests: isReq ? result.count : null,
+    rps: isReq ? result.count / result.seconds : null,
+    p50_us: result.p50_us,
+    p99_us: result.p99_us,
+    mean_us: result.mean_us,
+    cpu_us: cpu,
+    cpu_us_per_unit: perUnit(cpu),
+    cpu_us_per_req: isReq && result.count ? cpu / result.count : null,
+    cpu_us_per_mib: mib ? cpu / mib : null,
+    cpu_cores: cpu / wallUs,
+    backend_cpu_us_per_unit: shared ? null : perUnit(m1.backend - m0.backend),
+    // Where the machine's CPU went during the counted run, in cores: the
+    // proxy, the backend, the load generator, and everything else (other work
+    // on a shared machine, the harness itself, softirq time not charged to a task).
+    cores: {
+      proxy: cores(cpu),
+      backend: shared ? 0 : cores(m1.backend - m0.backend),
+      loadgen: cores(m1.loadgen - m0.loadgen),
+      machine_busy: cores(m1.machine.busy - m0.machine.busy),
+      steal: cores(m1.machine.steal - m0.machine.steal),
+    },
+    errors: result.errors,
+    errors_total: result.errors_total,
+  };
+  f.cores.other = Math.round((f.cores.machine_busy - f.cores.proxy - f.cores.backend - f.cores.loadgen) * 100) / 100;
+  f.noisy = f.cores.other > NOISY_CORES;
+  return f;
+}
+
 /**
  * One counted run of one proxy in one scenario: start it fresh, check it
- * answers the scenario's path correctly, warm up, then read its CPU time,
- * run wrk, read it again.
+ * answers the scenario's request correctly, then let the scenario's driver
+ * warm up and count, reading the CPU counters at its start and end marks.
  */
-async function measure({ opts, round, scenarioId, proxyId, catalogue, backend, dir }) {
+async function measure({ opts, ctx, round, scenarioId, proxyId, catalogue, backend, dir }) {
   const scenario = SCENARIOS[scenarioId];
   const entry = catalogue[proxyId];
-  const rec = { round, scenario: scenarioId, proxy: proxyId, label: entry.label, ok: false, error: null, warnings: [] };
+  const label = (scenario.labels && scenario.labels[proxyId]) || entry.label;
+  const rec = { round, scenario: scenarioId, proxy: proxyId, label, ok: false, error: null, warnings: [] };
   let target = null;
   try {
     fs.mkdirSync(dir, { recursive: true });
     if (entry.start) {
-      target = await entry.start(dir, backend.port);
+      const frontend = { kind: scenario.frontend, websocket: Boolean(scenario.websocket), tls: ctx.tls };
+      target = await entry.start(dir, backend.port, frontend);
     } else {
       target = { child: backend.child, port: backend.port, shared: true };
     }
-    const first = await proc.waitForHttp(target.child, target.port, scenario.path);
-    if (first.status !== 200 || first.bytes !== scenario.bodyBytes) {
-      throw new Error(`GET ${scenario.path} answered ${first.status} with ${first.bytes} body bytes (expected 200 with ${scenario.bodyBytes})`);
+    const first = await proc.waitUntil(target.child, target.port, drivers.probe(scenario, target.port));
+    const want = scenario.probe;
+    if (first.status !== want.status || first.bytes !== want.bytes) {
+      throw new Error(`${scenario.path} answered ${first.status} with ${first.bytes} bytes (expected ${want.status} with ${want.bytes})`);
     }
-    if (interrupted) throw new Error('interrupted');
-    await runWrk(scenario, target.port, opts.warmup, path.join(dir, `wrk-warmup.log`));
+    if (scenario.load.fullHandshakes) {
+      rec.tls_resumes_sessions = tls.checkResumption(target.port);
+      if (rec.tls_resumes_sessions !== false) {
+        rec.warnings.push(rec.tls_resumes_sessions ? 'resumed a TLS session: not every handshake is full' : 'could not check TLS session resumption');
+      }
+    }
     if (interrupted) throw new Error('interrupted');
 
     const pid = target.child.pid;
-    const cpu0 = proc.cpuMicros(pid);
-    const bcpu0 = proc.cpuMicros(backend.child.pid);
-    const wcpu0 = proc.reapedChildrenMicros();
-    const m0 = proc.machineMicros();
-    const w = await runWrk(scenario, target.port, opts.duration, path.join(dir, `wrk.log`));
-    const cpu1 = proc.cpuMicros(pid);
-    const bcpu1 = proc.cpuMicros(backend.child.pid);
-    const wcpu1 = proc.reapedChildrenMicros();
-    const m1 = proc.machineMicros();
+    const marks = {};
+    const mark = (name, loadgenPid) => {
+      marks[name] = snapshot(pid, backend.child.pid, loadgenPid);
+    };
+    const result = await drivers.DRIVERS[scenario.load.tool]({ scenario, port: target.port, opts, dir, ctx, mark });
     if (interrupted) throw new Error('interrupted');
     if (target.child.exited) throw new Error(`the proxy died during the run: ${proc.describeExit(target.child)}`);
+    if (!marks.start || !marks.end) throw new Error(`${result.tool} gave no start/end of its counted time`);
 
-    const cpu = cpu1 - cpu0;
-    const e = w.errors;
-    rec.wrk = w;
-    rec.requests = w.requests;
-    rec.seconds = w.duration_us / 1e6;
-    rec.rps = w.requests / rec.seconds;
-    rec.p50_us = w.latency_us.p50;
-    rec.p99_us = w.latency_us.p99;
-    rec.cpu_us = cpu;
-    rec.cpu_us_per_req = w.requests ? cpu / w.requests : null;
-    rec.cpu_us_per_mib = w.requests ? cpu / ((w.requests * scenario.bodyBytes) / 2 ** 20) : null;
-    rec.cpu_cores = cpu / w.duration_us;
-    rec.backend_cpu_us_per_req = w.requests ? (bcpu1 - bcpu0) / w.requests : null;
-    // Where the machine's CPU went during the counted run, in cores: the
-    // proxy, the backend, wrk, and everything else (other work on a shared
-    // machine, the harness itself, kernel softirq time not charged to a task).
-    const cores = (us) => Math.round((us / w.duration_us) * 100) / 100;
-    rec.cores = {
-      proxy: cores(cpu),
-      backend: target.shared ? 0 : cores(bcpu1 - bcpu0),
-      wrk: cores(wcpu1 - wcpu0),
-      machine_busy: cores(m1.busy - m0.busy),
-      steal: cores(m1.steal - m0.steal),
-    };
-    rec.cores.other = Math.round((rec.cores.machine_busy - rec.cores.proxy - rec.cores.backend - rec.cores.wrk) * 100) / 100;
+    Object.assign(rec, figures(scenario, result, marks.start, marks.end, Boolean(target.shared)));
     rec.loadavg = os.loadavg()[0];
     rec.peak_rss_kib = proc.peakRssKiB(pid);
     rec.threads = proc.threadCount(pid);
-    rec.errors = e;
-    rec.errors_total = e.connect + e.read + e.write + e.status + e.timeout;
-    if (w.requests && w.bytes / w.requests < scenario.bodyBytes) {
-      rec.warnings.push(`responses average ${Math.round(w.bytes / w.requests)} bytes, less than the ${scenario.bodyBytes}-byte body`);
-    }
-    rec.noisy = rec.cores.other > NOISY_CORES;
-    if (!w.requests) throw new Error('wrk completed no request');
-    if (rec.errors_total) {
-      rec.warnings.push(
-        `errors: ${Object.entries(e)
-          .filter(([, v]) => v)
-          .map(([k, v]) => `${k} ${v}`)
-          .join(', ')}`,
-      );
-    }
-    rec.ok = true;
+    rec.warnings.push(...result.warnings);
+    rec.ok = !result.fatal;
+    rec.error = result.fatal;
   } catch (err) {
     rec.error = err.message.split('\n')[0].slice(0, 300);
   } finally {
@@ -343,79 +389,72 @@ async function measure({ opts, round, scenarioId, proxyId, catalogue, backend, d
   return rec;
 }
 
+function describeRun(scenario, rec) {
+  const ms = (us) => (us == null ? '—' : `${(us / 1000).toFixed(2)} ms`);
+  const lat = rec.p50_us != null ? `, p50 ${ms(rec.p50_us)}, p99 ${ms(rec.p99_us)}` : rec.mean_us != null ? `, mean ${ms(rec.mean_us)}` : '';
+  const cpu = rec.cpu_us_per_unit == null ? '—' : rec.cpu_us_per_unit.toFixed(scenario.cpuUnit === 'MiB' ? 0 : 1);
+  const c = rec.cores;
+  return (
+    `${Math.round(rec.rate)} ${scenario.rateUnit}${lat}, ${cpu} µs/${scenario.cpuUnit} ` +
+    `(${rec.cpu_cores.toFixed(2)} cores; backend ${c.backend}, ${rec.load.tool} ${c.loadgen}, other ${c.other}), ` +
+    `peak RSS ${(rec.peak_rss_kib / 1024).toFixed(1)} MiB` +
+    (rec.noisy ? '  (noisy)' : '') +
+    (rec.warnings.length ? `  ⚠ ${rec.warnings.join('; ')}` : '')
+  );
+}
+
 // ---- main ------------------------------------------------------------------------
 
 async function main() {
   const opts = parseOptions(process.argv.slice(2));
   const catalogue = servers.proxyCatalogue(opts);
-  if (!proc.which('wrk')) throw new Error('wrk is not installed (apt-get install wrk)');
-  if (!proc.which('nginx')) throw new Error('nginx is not installed (apt-get install nginx): it is the backend');
-
-  const proxies = [];
-  const skipped = {};
-  for (const p of opts.proxies) {
-    const why = catalogue[p].unavailable();
-    if (why) {
-      skipped[p] = why;
-      progress(`skipping ${catalogue[p].label}: ${why}`);
-    } else proxies.push(p);
-  }
-  if (!proxies.length) throw new Error('nothing to measure');
+  const { runs: planned, skips } = plan(opts, catalogue);
+  const totalRuns = opts.rounds * Object.values(planned).reduce((a, l) => a + l.length, 0);
 
   const machine = machineInfo();
   const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'zproxy-bench-'));
   const runs = [];
+  const state = { opts, machine, runs, skips, tmpRoot, done: false };
+  currentState = state;
+  if (!totalRuns) {
+    state.done = true;
+    finish(state); // the skipped rows, with their reasons
+    throw new Error('nothing to measure');
+  }
+  const ctx = prepare(planned, tmpRoot);
   const perRun = opts.warmup + opts.duration + 1.5;
-  const totalRuns = opts.rounds * opts.scenarios.length * proxies.length;
   progress(
     `${machine.cpu_model}, ${machine.nproc} CPUs, ${machine.kernel}, node ${machine.node}; ` +
-      `${opts.rounds} round(s) × ${opts.scenarios.length} scenario(s) × ${proxies.length} prox(ies), ` +
+      `${opts.rounds} round(s) × ${totalRuns / opts.rounds} run(s) over scenario(s) ${opts.scenarios.join(',')}, ` +
       `${opts.warmup}s warm-up + ${opts.duration}s each: about ${Math.ceil((totalRuns * perRun) / 60)} min`,
   );
   progress(`temp dir ${tmpRoot}; zproxy mode: ${opts.zproxyMode}`);
-
-  const state = { opts, machine, runs, skipped, tmpRoot, done: false };
-  currentState = state;
 
   let n = 0;
   for (let round = 1; round <= opts.rounds && !interrupted; round++) {
     for (const s of opts.scenarios) {
       if (interrupted) break;
+      if (!planned[s].length) continue;
+      const scenario = SCENARIOS[s];
       const bdir = path.join(tmpRoot, `r${round}-${s}-backend`);
       fs.mkdirSync(bdir, { recursive: true });
-      const backend = await servers.startBackend(bdir);
+      const backend = await servers.BACKENDS[scenario.backend](bdir);
       try {
-        const first = await proc.waitForHttp(backend.child, backend.port, SCENARIOS[s].path);
-        if (first.status !== 200 || first.bytes !== SCENARIOS[s].bodyBytes) {
-          throw new Error(`backend answered ${first.status} with ${first.bytes} bytes on ${SCENARIOS[s].path}`);
+        const first = await proc.waitUntil(backend.child, backend.port, drivers.probe({ ...scenario, frontend: 'http' }, backend.port));
+        if (first.status !== scenario.probe.status || first.bytes !== scenario.probe.bytes) {
+          throw new Error(`backend answered ${first.status} with ${first.bytes} bytes on ${scenario.path}`);
         }
-        for (const p of proxies) {
+        for (const p of planned[s]) {
           if (interrupted) break;
           n++;
           const eta = Math.max(0, Math.round(((totalRuns - n + 1) * perRun) / 60));
-          progress(`round ${round}/${opts.rounds} · ${s} · ${catalogue[p].label} (run ${n}/${totalRuns}, ~${eta} min left)`);
-          const rec = await measure({
-            opts,
-            round,
-            scenarioId: s,
-            proxyId: p,
-            catalogue,
-            backend,
-            dir: path.join(tmpRoot, `r${round}-${s}-${p}`),
-          });
+          const label = (scenario.labels && scenario.labels[p]) || catalogue[p].label;
+          progress(`round ${round}/${opts.rounds} · ${s} · ${label} (run ${n}/${totalRuns}, ~${eta} min left)`);
+          const rec = await measure({ opts, ctx, round, scenarioId: s, proxyId: p, catalogue, backend, dir: path.join(tmpRoot, `r${round}-${s}-${p}`) });
           if (interrupted) break;
           runs.push(rec);
-          if (rec.ok) {
-            const cpu = SCENARIOS[s].perMiB ? `${rec.cpu_us_per_mib.toFixed(0)} µs/MiB` : `${rec.cpu_us_per_req.toFixed(1)} µs/req`;
-            progress(
-              `    ${Math.round(rec.rps)} req/s, p50 ${(rec.p50_us / 1000).toFixed(2)} ms, p99 ${(rec.p99_us / 1000).toFixed(2)} ms, ` +
-                `${cpu} (${rec.cpu_cores.toFixed(2)} cores; backend ${rec.cores.backend}, wrk ${rec.cores.wrk}, other ${rec.cores.other}), peak RSS ${(rec.peak_rss_kib / 1024).toFixed(1)} MiB` +
-                (rec.noisy ? '  (noisy)' : '') +
-                (rec.warnings.length ? `  ⚠ ${rec.warnings.join('; ')}` : ''),
-            );
-          } else {
-            progress(`    FAILED: ${rec.error}`);
-          }
+          if (rec.cores) progress(`    ${describeRun(scenario, rec)}`);
+          if (!rec.ok) progress(`    FAILED: ${rec.error}`);
         }
       } finally {
         await proc.stop(backend.child);
@@ -429,24 +468,27 @@ async function main() {
 
 let currentState = null;
 
-/** Prints the table and target checks, writes the JSON and Markdown files. */
+/** Prints the tables and target checks, writes the JSON and Markdown files. */
 function finish(state) {
-  const { opts, machine, runs, skipped } = state;
-  const rows = report.summarise(runs, opts.scenarios, opts.proxies, SCENARIOS, servers.proxyCatalogue(opts));
+  const { opts, machine, runs, skips } = state;
+  const rows = report.summarise(runs, skips, opts.scenarios, ALL_PROXIES, SCENARIOS, servers.proxyCatalogue(opts));
   const targets = report.targetChecks(rows, opts);
   const machineLine = `${machine.date.slice(0, 10)} · ${machine.cpu_model}, ${machine.nproc} CPUs, ${machine.kernel}, node ${machine.node}`;
+  const tables = [];
+  const http1 = rows.filter((r) => SCENARIOS[r.scenario].table === 'http1');
+  const more = rows.filter((r) => SCENARIOS[r.scenario].table !== 'http1');
+  if (http1.length) tables.push(report.markdownTable(http1, SCENARIOS), '');
+  if (more.length) tables.push(report.markdownTableMore(more, SCENARIOS), '');
   const md = [
     `Machine: ${machineLine}`,
-    `Method: ${opts.rounds} interleaved round(s), ${opts.warmup}s warm-up + ${opts.duration}s wrk per run, medians; ` +
-      `CPU = the proxy's utime+stime per request (b: per MiB of body), its min–max over rounds in the notes; ` +
+    `Method: ${opts.rounds} interleaved round(s), ${opts.warmup}s warm-up + ${opts.duration}s counted per run, medians; ` +
+      `CPU = the proxy's utime+stime per unit of work (per request, handshake, echoed message, or MiB), its min–max over rounds in the notes; ` +
       `"noisy" = other work used > ${NOISY_CORES} cores during that round; zproxy mode: ${opts.zproxyMode}` +
       (state.done ? '' : ' — INTERRUPTED, partial results'),
     '',
-    report.markdownTable(rows, SCENARIOS),
-    '',
+    ...tables,
     'Targets (thread_count 1, informational):',
-    ...targets.map((t) => `- ${t.line}`),
-    ...Object.entries(skipped).map(([p, why]) => `- skipped ${p}: ${why}`),
+    ...(targets.length ? targets.map((t) => `- ${t.line}`) : ['- none for the selected scenarios']),
   ].join('\n');
   process.stdout.write(`\n${md}\n`);
 
@@ -458,7 +500,7 @@ function finish(state) {
     options: { ...opts, out: undefined },
     scenarios: SCENARIOS,
     complete: state.done,
-    skipped,
+    skipped: skips,
     summary: rows,
     targets,
     runs,

@@ -23,9 +23,11 @@ const live = new Map();
 
 /**
  * Starts a process, logging its stdout and stderr to `logFile` and keeping the
- * last few KiB of each in memory for error messages.
+ * last few KiB of each in memory for error messages. `onLine(line, child)` is
+ * called for each complete line of stdout as it comes (load generators mark
+ * the start and end of their counted time that way).
  */
-function start(name, command, args, { cwd, env, logFile } = {}) {
+function start(name, command, args, { cwd, env, logFile, onLine } = {}) {
   const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const log = logFile ? fs.createWriteStream(logFile) : null;
   if (log) log.on('error', () => {}); // a log that cannot be written must not stop the run
@@ -39,6 +41,14 @@ function start(name, command, args, { cwd, env, logFile } = {}) {
   };
   child.stdout.on('data', onData);
   child.stderr.on('data', onData);
+  if (onLine) {
+    let partial = '';
+    child.stdout.on('data', (chunk) => {
+      const lines = (partial + chunk.toString('utf8')).split('\n');
+      partial = lines.pop();
+      for (const line of lines) onLine(line, child);
+    });
+  }
   child.on('error', (err) => {
     child.exited = { code: null, signal: null, error: err.message };
     child.emit('output');
@@ -63,6 +73,28 @@ function describeExit(child) {
   if (!e) return 'running';
   if (e.error) return `could not start: ${e.error}`;
   return e.signal ? `killed by ${e.signal}` : `exited with code ${e.code}`;
+}
+
+/**
+ * Runs a process to its end (like `start`); resolves the child once it has
+ * exited and its output is drained (`child.tail` holds the last 8 KiB), or
+ * rejects if it could not be started.
+ */
+function run(name, command, args, options) {
+  const child = start(name, command, args, options);
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      if (child.exited && child.exited.error) {
+        child.removeListener('output', done);
+        return reject(new Error(`${name} ${describeExit(child)}`));
+      }
+      if (!child.closed) return;
+      child.removeListener('output', done);
+      resolve(child);
+    };
+    child.on('output', done);
+    done();
+  });
 }
 
 /** SIGTERM, then SIGKILL after `graceMs`; resolves when the process is gone. */
@@ -236,22 +268,27 @@ function httpGet(port, urlPath, timeoutMs = 2000) {
 }
 
 /**
- * Polls GET `urlPath` until the server answers at all, failing early if the
- * process exits. Resolves the first answer { status, bytes }.
+ * Polls `probe()` (e.g. one GET) until it resolves, failing early if the
+ * process exits. Resolves the probe's first answer, e.g. { status, bytes }.
  */
-async function waitForHttp(child, port, urlPath, timeoutMs = 15000) {
+async function waitUntil(child, port, probe, timeoutMs = 15000) {
   const deadline = Date.now() + timeoutMs;
   let lastErr = 'no answer';
   while (Date.now() < deadline) {
     if (child.exited) throw new Error(`${describeExit(child)}: ${child.tail.trim().slice(-600)}`);
     try {
-      return await httpGet(port, urlPath);
+      return await probe();
     } catch (err) {
       lastErr = err.message;
     }
     await sleep(50);
   }
-  throw new Error(`no HTTP answer on port ${port} within ${timeoutMs} ms (${lastErr})`);
+  throw new Error(`no answer on port ${port} within ${timeoutMs} ms (${lastErr})`);
+}
+
+/** `waitUntil` with one plain HTTP/1.1 GET `urlPath` as the probe. */
+function waitForHttp(child, port, urlPath, timeoutMs = 15000) {
+  return waitUntil(child, port, () => httpGet(port, urlPath), timeoutMs);
 }
 
 function sleep(ms) {
@@ -276,6 +313,7 @@ function which(name) {
 module.exports = {
   CLK_TCK,
   start,
+  run,
   stop,
   stopAll,
   killAllSync,
@@ -288,6 +326,7 @@ module.exports = {
   threadCount,
   freePort,
   httpGet,
+  waitUntil,
   waitForHttp,
   sleep,
   which,

@@ -1,8 +1,14 @@
 'use strict';
 /**
- * The backend and the proxies under test. Each proxy writes its config into
+ * The backends and the proxies under test. Each proxy writes its config into
  * the run's temp dir, starts one fresh process on a free 127.0.0.1 port and
  * returns { child, port }. Only loopback addresses are ever used.
+ *
+ * What a proxy's listener speaks and what it forwards is the scenario's
+ * `frontend` ({ kind: 'http' | 'h2c' | 'tls', websocket, tls }): plain
+ * HTTP/1.1, cleartext HTTP/2 with prior knowledge, or TLS with the bench's
+ * certificate (tls: { certFile, keyFile, pemFile }); `websocket` adds what a
+ * proxy needs to pass upgrades on. The upstream is always HTTP/1.1.
  */
 const fs = require('node:fs');
 const os = require('node:os');
@@ -68,22 +74,44 @@ async function startBackend(dir) {
   return { child, port };
 }
 
+const PLAIN = { kind: 'http', websocket: false, tls: null };
+
+/** nginx `listen` (and TLS) lines for a frontend. */
+function nginxListen(port, fe) {
+  const addr = `127.0.0.1:${port}`;
+  if (fe.kind === 'h2c') return `listen ${addr} http2 backlog=4096;`;
+  if (fe.kind === 'tls') {
+    // nginx 1.22 leaves TLS 1.3 out by default; the session cache stays at its default (none).
+    return `listen ${addr} ssl backlog=4096;
+    ssl_certificate ${fe.tls.certFile};
+    ssl_certificate_key ${fe.tls.keyFile};
+    ssl_protocols TLSv1.2 TLSv1.3;`;
+  }
+  return `listen ${addr} backlog=4096;`;
+}
+
 /** nginx as a reverse proxy: one worker, HTTP/1.1 upstream with keepalive. */
-async function startNginxProxy(dir, backendPort) {
+async function startNginxProxy(dir, backendPort, fe = PLAIN) {
   const port = await proc.freePort();
+  // WebSocket: Upgrade passed on and Connection "upgrade" for upgrades only, as nginx's docs show.
+  const upgradeMap = fe.websocket ? `  map $http_upgrade $connection_upgrade { default upgrade; '' ''; }\n` : '';
+  const connection = fe.websocket
+    ? `proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;`
+    : `proxy_set_header Connection "";`;
   const conf = nginxMain(
     dir,
-    `  upstream backend {
+    `${upgradeMap}  upstream backend {
     server 127.0.0.1:${backendPort};
     keepalive 64;
     keepalive_requests 1000000;
   }
   server {
-    listen 127.0.0.1:${port} backlog=4096;
+    ${nginxListen(port, fe)}
     location / {
       proxy_pass http://backend;
       proxy_http_version 1.1;
-      proxy_set_header Connection "";
+      ${connection}
     }
   }`,
   );
@@ -91,21 +119,26 @@ async function startNginxProxy(dir, backendPort) {
 }
 
 /** HAProxy: one process, one thread, server connections reused (http-reuse always). */
-async function startHaproxy(dir, backendPort) {
+async function startHaproxy(dir, backendPort, fe = PLAIN) {
   const port = await proc.freePort();
+  const bind = {
+    http: `bind 127.0.0.1:${port}`,
+    h2c: `bind 127.0.0.1:${port} proto h2`,
+    tls: `bind 127.0.0.1:${port} ssl crt ${fe.tls ? fe.tls.pemFile : ''}`,
+  }[fe.kind];
   const cfg = `# written by scripts/bench.js
 global
   nbthread 1
   maxconn 4000
-defaults
+${fe.kind === 'tls' ? '  # no session-ID cache: scenario e counts full handshakes, as with nginx and zproxy\n  tune.ssl.cachesize 0\n' : ''}defaults
   mode http
   timeout connect 5s
   timeout client 60s
   timeout server 60s
   timeout http-keep-alive 60s
-  option http-keep-alive
+${fe.websocket ? '  timeout tunnel 1h\n' : ''}  option http-keep-alive
 frontend fe
-  bind 127.0.0.1:${port}
+  ${bind}
   default_backend be
 backend be
   http-reuse always
@@ -134,9 +167,11 @@ async function startBaseline(dir, backendPort) {
 /**
  * zproxy from dist/ (`node bin/zproxy.js start --config FILE`). mode 'proxy'
  * forwards everything to the backend; mode 'respond' answers both paths itself
- * (a stand-in while upstream proxying is not there).
+ * (a stand-in while upstream proxying is not there). `native: false` runs it
+ * with ZPROXY_NO_NATIVE=1: the pure TypeScript runtime (JS accept loop, JS
+ * WebSocket tunnel instead of splice).
  */
-async function startZproxy(dir, backendPort, threads, mode) {
+async function startZproxy(dir, backendPort, { threads, mode, native = true }, fe = PLAIN) {
   const port = await proc.freePort();
   const routes =
     mode === 'respond'
@@ -158,9 +193,23 @@ async function startZproxy(dir, backendPort, threads, mode) {
     max_connections: 20000,
     routes,
   };
+  if (fe.kind === 'tls') config.tls = { enabled: true, cert_file: fe.tls.certFile, key_file: fe.tls.keyFile };
   const cfgFile = path.join(dir, 'zproxy.json');
   fs.writeFileSync(cfgFile, JSON.stringify(config, null, 2));
-  const child = proc.start(`zproxy (${threads} threads)`, process.execPath, [path.join(REPO, 'bin', 'zproxy.js'), 'start', '--config', cfgFile], {
+  const env = native ? process.env : { ...process.env, ZPROXY_NO_NATIVE: '1' };
+  const child = proc.start(
+    `zproxy (${threads} threads${native ? '' : ', ZPROXY_NO_NATIVE=1'})`,
+    process.execPath,
+    [path.join(REPO, 'bin', 'zproxy.js'), 'start', '--config', cfgFile],
+    { cwd: REPO, env, logFile: path.join(dir, 'stdio.log') },
+  );
+  return { child, port };
+}
+
+/** The WebSocket backend: scripts/bench/ws-echo-backend.js (handshake, then raw echo). */
+async function startWsEchoBackend(dir) {
+  const port = await proc.freePort();
+  const child = proc.start('ws echo backend', process.execPath, [path.join(__dirname, 'ws-echo-backend.js'), '--port', String(port)], {
     cwd: REPO,
     logFile: path.join(dir, 'stdio.log'),
   });
@@ -173,8 +222,9 @@ function allCpus() {
 
 /**
  * The proxies, in report order. `unavailable()` gives the reason a proxy
- * cannot run here, or null. `start(dir, backend)` resolves { child, port };
- * the 'direct' pseudo-proxy measures the backend itself (no extra process).
+ * cannot run here, or null. `start(dir, backendPort, frontend)` resolves
+ * { child, port }; the 'direct' pseudo-proxy measures the backend itself (no
+ * extra process).
  */
 function proxyCatalogue({ zproxyMode }) {
   const n = allCpus();
@@ -186,7 +236,7 @@ function proxyCatalogue({ zproxyMode }) {
     nginx: { label: 'nginx', unavailable: () => (proc.which('nginx') ? null : 'nginx not installed'), start: startNginxProxy },
     haproxy: {
       label: 'HAProxy',
-      unavailable: () => (proc.which('haproxy') ? null : 'haproxy not installed'),
+      unavailable: () => (proc.which('haproxy') ? null : 'haproxy not installed (apt-get install haproxy)'),
       start: startHaproxy,
     },
     baseline: {
@@ -204,14 +254,22 @@ function proxyCatalogue({ zproxyMode }) {
     zproxy1: {
       label: zLabel(1),
       unavailable: zUnavailable,
-      start: (dir, bp) => startZproxy(dir, bp, 1, zproxyMode),
+      start: (dir, bp, fe) => startZproxy(dir, bp, { threads: 1, mode: zproxyMode }, fe),
+    },
+    zproxy1js: {
+      label: `${zLabel(1)}, ZPROXY_NO_NATIVE=1`,
+      unavailable: zUnavailable,
+      start: (dir, bp, fe) => startZproxy(dir, bp, { threads: 1, mode: zproxyMode, native: false }, fe),
     },
     zproxyN: {
       label: zLabel(n),
       unavailable: zUnavailable,
-      start: (dir, bp) => startZproxy(dir, bp, n, zproxyMode),
+      start: (dir, bp, fe) => startZproxy(dir, bp, { threads: n, mode: zproxyMode }, fe),
     },
   };
 }
 
-module.exports = { REPO, SMALL_BODY, BIG_BYTES, startBackend, proxyCatalogue, allCpus };
+/** Backends by the scenario's `backend` key; each resolves { child, port }. */
+const BACKENDS = { nginx: startBackend, 'ws-echo': startWsEchoBackend };
+
+module.exports = { REPO, SMALL_BODY, BIG_BYTES, BACKENDS, startBackend, proxyCatalogue, allCpus };
