@@ -67,25 +67,35 @@ function dropped(head: MessageHead, i: number, table: DropTable): boolean {
   );
 }
 
-/** Copies header lines [from header i up to its CRLF] that survive into `out` at `at`; returns the new offset. */
-function copyKept(head: MessageHead, table: DropTable, out: Buffer | null, at: number): number {
+/**
+ * Copies the header lines that survive into `out` at `at`, neighbours in one
+ * copy (a line runs up to the next one's start); returns the new offset.
+ */
+function copyKept(head: MessageHead, table: DropTable, out: Buffer, at: number): number {
+  let runStart = -1;
   for (let i = 0; i < head.headerCount; i++) {
-    if (dropped(head, i, table)) continue;
-    const start = head.headers[i * 4];
-    const end = head.headerLineEnd(i);
-    if (out) head.buf.copy(out, at, start, end);
-    at += end - start;
+    if (!dropped(head, i, table)) {
+      if (runStart < 0) runStart = head.headers[i * 4];
+    } else if (runStart >= 0) {
+      at += head.buf.copy(out, at, runStart, head.headers[i * 4]);
+      runStart = -1;
+    }
   }
+  if (runStart >= 0) at += head.buf.copy(out, at, runStart, head.headEnd - 2);
   return at;
 }
 
-function assemble(head: MessageHead, table: DropTable, first: string, last: string): Buffer {
-  const keptBytes = copyKept(head, table, null, 0);
-  const out = Buffer.allocUnsafe(first.length + keptBytes + last.length);
-  let at = out.write(first, 0, 'latin1');
+/**
+ * `first` (the start line; null: the original one, copied as is), the kept
+ * header lines, then `last`. One allocation sized for keeping every line.
+ */
+function assemble(head: MessageHead, table: DropTable, first: string | null, last: string): Buffer {
+  const firstBytes = first === null ? head.fieldsStart - head.start : first.length;
+  const out = Buffer.allocUnsafe(firstBytes + (head.headEnd - 2 - head.fieldsStart) + last.length);
+  let at = first === null ? head.buf.copy(out, 0, head.start, head.fieldsStart) : out.write(first, 0, 'latin1');
   at = copyKept(head, table, out, at);
-  out.write(last, at, 'latin1');
-  return out;
+  at += out.write(last, at, 'latin1');
+  return out.subarray(0, at);
 }
 
 export interface ForwardRequestOptions {
@@ -138,13 +148,18 @@ export interface ForwardResponseOptions {
 
 /** The client response head: always HTTP/1.1, status and reason as the upstream sent them. */
 export function forwardResponseHead(head: ResponseHead, options: ForwardResponseOptions): Buffer {
-  const reason = head.reasonEnd > head.reasonStart ? head.reason : (STATUS_CODES[head.status] ?? '');
   let extra = '';
   if (options.addRequestId) extra += `x-request-id: ${options.requestId}\r\n`;
   if (options.chunked) extra += 'transfer-encoding: chunked\r\n';
   if (options.close) extra += 'connection: close\r\n';
   else if (options.keepAliveHeader) extra += 'connection: keep-alive\r\n';
-  return assemble(head, RESPONSE_DROP, `HTTP/1.1 ${head.status} ${reason}\r\n`, `${extra}\r\n`);
+  return assemble(head, RESPONSE_DROP, statusLine(head), `${extra}\r\n`);
+}
+
+/** The status line to send, or null when the upstream's own (HTTP/1.1, with a reason) can be copied. */
+function statusLine(head: ResponseHead): string | null {
+  if (head.versionMinor === 1 && head.reasonEnd > head.reasonStart) return null;
+  return `HTTP/1.1 ${head.status} ${head.reasonEnd > head.reasonStart ? head.reason : (STATUS_CODES[head.status] ?? '')}\r\n`;
 }
 
 /**

@@ -46,6 +46,8 @@ export interface ClientSide {
    * the client no longer needs that memory.
    */
   sendBody(buf: Buffer, start: number, end: number, onFlushed: () => void): number;
+  /** An upstream read was fully relayed: write anything held back to join it. */
+  flush?(): void;
   /** The response is complete. */
   exchangeDone(): void;
   /** The exchange failed before any response byte: answer with `error`; close the connection if `close`. */
@@ -161,6 +163,10 @@ export class ProxyExchange implements UpstreamExchange, BalancerInput {
       this.upstreamPaused = true;
       this.conn.pause();
     }
+  }
+
+  onReadDone(): void {
+    this.client.flush?.();
   }
 
   onResponseEnd(): void {

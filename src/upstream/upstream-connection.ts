@@ -50,6 +50,8 @@ export interface UpstreamExchange {
   onResponseBody(buf: Buffer, start: number, end: number): void;
   /** The response is complete; `reusable` tells whether the connection may serve another request. */
   onResponseEnd(): void;
+  /** Everything of one read was delivered (a chance to write what was held back to join later bytes). */
+  onReadDone?(): void;
   onUpstreamError(failure: UpstreamFailure, error: Error): void;
 }
 
@@ -235,17 +237,15 @@ export class UpstreamConnection {
       this.rawReader?.(buf, n);
       return;
     }
-    if (this.state !== 'busy' || !this.exchange) {
+    const exchange = this.exchange;
+    if (this.state !== 'busy' || !exchange) {
       // Bytes nobody asked for: the connection's framing can no longer be trusted.
       return this.fail('bad_response', new Error('unexpected bytes from an idle upstream connection'));
     }
     if (this.deadline !== 0) this.touch();
-    let at = 0;
-    if (this.awaitingHead) {
-      at = this.readHead(buf, n);
-      if (at < 0) return;
-    }
-    if (at < n) this.readBody(buf, at, n);
+    const at = this.awaitingHead ? this.readHead(buf, n) : 0;
+    if (at >= 0 && at < n) this.readBody(buf, at, n);
+    exchange.onReadDone?.();
   }
 
   /** Parses (interim and final) heads; returns where the body starts, or -1 to wait or stop. */

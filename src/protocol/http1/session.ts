@@ -74,7 +74,12 @@ export class Http1Session implements ProtocolSession, ClientSide {
   private dechunkWrites = 0;
   /** After a 101: the connection is a WebSocket tunnel. */
   private tunnel: ClientTunnel | null = null;
-  /** A response head not written yet (see `holdHead`). */
+  /**
+   * A proxied response head waiting for the body bytes of the same upstream
+   * read, so both leave in one write: one segment and one wake-up of the
+   * client instead of two. The exchange calls `flush` at the end of that
+   * read, so a head never waits for a body that comes later.
+   */
   private heldHead: Buffer | null = null;
 
   constructor(
@@ -100,7 +105,8 @@ export class Http1Session implements ProtocolSession, ClientSide {
     if (this.tunnel) return; // the tunnel passes the half-close on
     // The client is gone (or half-closed, which nginx treats the same): whatever is in flight is abandoned.
     if (this.body || this.buffered || this.exchange) return this.conn.close();
-    this.conn.socket.end();
+    // Ended already (a response with `connection: close`): a second end() would only build an Error.
+    if (!this.conn.socket.writableEnded) this.conn.socket.end();
   }
 
   onClose(): void {
@@ -130,27 +136,17 @@ export class Http1Session implements ProtocolSession, ClientSide {
   }
 
   private write(data: Buffer, onFlushed?: () => void): void {
-    if (this.heldHead) this.flushHeldHead();
+    if (this.heldHead) this.flush();
     this.conn.socket.write(data, onFlushed);
   }
 
-  /**
-   * A proxied response head waits for the body bytes of the same upstream
-   * read, so both leave in one write: one segment and one wake-up of the
-   * client instead of two. Whatever is still held is written on the next
-   * tick, so a head never waits for a body that comes later.
-   */
-  private holdHead(head: Buffer): void {
-    this.heldHead = head;
-    process.nextTick(this.flushHeldHead);
-  }
-
-  private readonly flushHeldHead = (): void => {
+  /** Writes the held response head, if any (the exchange's upstream read is done). */
+  flush(): void {
     const head = this.heldHead;
     if (head === null) return;
     this.heldHead = null;
     if (!this.conn.socket.destroyed) this.conn.socket.write(head);
-  };
+  }
 
   /** The held head and a body chunk in one new buffer (the chunk is copied, so it may live anywhere). */
   private withHeldHead(buf: Buffer, start: number, end: number): Buffer {
@@ -180,7 +176,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
       keepAliveHeader: http10 && !this.closeAfterResponse,
     });
     if (framing === 'none' || dechunk) this.write(out);
-    else this.holdHead(out);
+    else this.heldHead = out;
   }
 
   sendBody(buf: Buffer, start: number, end: number, onFlushed: () => void): number {
@@ -213,7 +209,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
   exchangeDone(): void {
     this.exchange = null;
     this.dechunker = null;
-    this.flushHeldHead();
+    this.flush();
     if (this.closeAfterResponse) return this.closeAfterWrite();
     this.requestDone();
   }
