@@ -13,9 +13,10 @@ import type { IncomingConnection } from './acceptor';
 
 /**
  * `detecting`: nothing parsed yet; `idle`: between requests; `head`: a request
- * head is partly received; `active`: a request is being served.
+ * head is partly received; `active`: a request is being served; `closing`:
+ * the last response is being written.
  */
-export type ConnectionState = 'detecting' | 'idle' | 'head' | 'active' | 'closed';
+export type ConnectionState = 'detecting' | 'idle' | 'head' | 'active' | 'closing' | 'closed';
 
 export class Connection {
   state: ConnectionState = 'detecting';
@@ -49,6 +50,12 @@ export class Connection {
   setReadingHead(): void {
     if (this.state === 'head') return;
     this.state = 'head';
+    this.deadline = Date.now() + this.set.ctx.config.connection_timeout_ms;
+  }
+
+  /** The last response is on its way out: a client that does not read it loses the connection at the deadline. */
+  setClosing(): void {
+    this.state = 'closing';
     this.deadline = Date.now() + this.set.ctx.config.connection_timeout_ms;
   }
 
@@ -205,6 +212,7 @@ export class ConnectionSet {
     // A peeked ClientHello stays unread in the kernel: the worker's TLS server reads the socket from its first byte.
     const handsOverUnread = peekedKind === 'tls';
     let conn: Connection | undefined;
+    // One options shape for every socket keeps Node's Socket constructor on its fast path.
     const socket =
       incoming.socket ??
       new net.Socket({
@@ -212,9 +220,9 @@ export class ConnectionSet {
         readable: true,
         writable: true,
         allowHalfOpen: true,
+        pauseOnCreate: handsOverUnread,
         // HTTP/1 parses straight out of the worker's node-local read buffer.
-        ...(handsOverUnread ? { pauseOnCreate: true } : {}),
-        ...(readsIntoPool ? { onread: { buffer: this.ctx.readBuffer, callback: (n: number, b: Buffer) => void conn!.receive(b, 0, n) } } : {}),
+        onread: readsIntoPool ? { buffer: this.ctx.readBuffer, callback: (n: number, b: Buffer) => void conn!.receive(b, 0, n) } : null,
       } as net.SocketConstructorOpts);
     conn = new Connection(socket, this);
     this.connections.add(conn);

@@ -118,7 +118,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
 
   drain(): void {
     this.draining = true;
-    if (this.conn.state !== 'active') this.conn.close();
+    if (this.conn.state !== 'active' && this.conn.state !== 'closing') this.conn.close();
   }
 
   onHeadTimeout(): void {
@@ -419,14 +419,23 @@ export class Http1Session implements ProtocolSession, ClientSide {
     this.exchange = null;
     this.conn.setActive();
     this.write(renderResponse(prepareErrorResponse(error, requestId), { date: this.ctx.httpDate, close: true, keepAliveHeader: false, headOnly: false }));
-    this.closeAfterWrite();
+    this.closeAfterWrite(true);
   }
 
-  private closeAfterWrite(): void {
+  /**
+   * Ends the connection after the last response. A client that asked for the
+   * close and left nothing unread is done: the socket closes as soon as the
+   * response is out, as nginx does; otherwise zproxy waits for the client's
+   * own end (always after a rejected request: its rest may still be
+   * coming), so late bytes cannot turn the close into a reset that destroys
+   * the response. Either way the connection's deadline bounds it.
+   */
+  private closeAfterWrite(rejected = false): void {
     this.closing = true;
-    this.conn.socket.end();
-    // A client that never reads must not hold the connection open.
-    this.conn.socket.setTimeout(this.ctx.config.connection_timeout_ms, () => this.conn.close());
+    const socket = this.conn.socket;
+    if (!rejected && !this.requestKeepAlive && this.body === null && this.buffered === null) socket.end(() => socket.destroy());
+    else socket.end();
+    this.conn.setClosing();
   }
 }
 
