@@ -43,7 +43,7 @@ export interface ClientSide {
   /**
    * Response body bytes in the upstream's framing, living in the upstream
    * connection's buffer. Returns how many writes will call `onFlushed` once
-   * the client no longer needs that memory.
+   * the client no longer needs that memory (0: the bytes were copied).
    */
   sendBody(buf: Buffer, start: number, end: number, onFlushed: () => void): number;
   /** An upstream read was fully relayed: write anything held back to join it. */
@@ -158,8 +158,10 @@ export class ProxyExchange implements UpstreamExchange, BalancerInput {
 
   /** Relays body bytes that live in the upstream connection's buffer, pausing it until the client has them. */
   onResponseBody(buf: Buffer, start: number, end: number): void {
-    this.relaysInFlight += this.client.sendBody(buf, start, end, this.onClientFlushed);
-    if (this.client.pendingBytes > 0 && !this.upstreamPaused && this.conn) {
+    const relays = this.client.sendBody(buf, start, end, this.onClientFlushed);
+    this.relaysInFlight += relays;
+    // Paused only with a relay in flight, whose flush resumes it; a copy is small and needs no wait.
+    if (relays > 0 && this.client.pendingBytes > 0 && !this.upstreamPaused && this.conn) {
       this.upstreamPaused = true;
       this.conn.pause();
     }

@@ -181,8 +181,12 @@ export class Http1Session implements ProtocolSession, ClientSide {
 
   sendBody(buf: Buffer, start: number, end: number, onFlushed: () => void): number {
     if (!this.dechunker) {
-      const joinHead = this.heldHead !== null && end - start <= JOIN_WITH_HEAD_MAX_BYTES;
-      this.write(joinHead ? this.withHeldHead(buf, start, end) : buf.subarray(start, end), onFlushed);
+      if (this.heldHead !== null && end - start <= JOIN_WITH_HEAD_MAX_BYTES) {
+        // A copy: the upstream's buffer is free at once, nothing to wait for.
+        this.write(this.withHeldHead(buf, start, end));
+        return 0;
+      }
+      this.write(buf.subarray(start, end), onFlushed);
       return 1;
     }
     this.dechunkFlushed = onFlushed;
