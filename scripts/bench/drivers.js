@@ -119,7 +119,10 @@ async function h2loadDriver({ scenario, port, opts, dir, mark }) {
     failed: r.failed,
     errored: r.errored,
     timeout: r.timeout,
-    not_2xx: r.succeeded - r.status['2xx'],
+    // Not `succeeded - 2xx`: a response whose head came in before the end of
+    // the counted time but whose stream ended after it has its status counted
+    // and is not a success, so 2xx can exceed succeeded by the streams in flight.
+    not_2xx: r.status['3xx'] + r.status['4xx'] + r.status['5xx'],
   };
   const errors_total = sum(errors);
   const fatal = !r.succeeded
