@@ -35,7 +35,7 @@ const TLS_CONFIG = {
 
 interface Handshake {
   subject: string;
-  alpn: string | false;
+  alpn: string | false | null;
   version: string | null;
 }
 
@@ -213,7 +213,7 @@ describe.each(RUNTIMES)('TLS listener (%s)', (_name, noNative) => {
     });
     const wsProxy = await startProxy({ tls: TLS_CONFIG, routes: [{ path: '/', upstream: `http://127.0.0.1:${(wss.address() as net.AddressInfo).port}` }] }, noNative);
     try {
-      const client = new WebSocket(`wss://127.0.0.1:${wsProxy.address().port}/chat`, { ca: CA, servername: 'a.test', headers: { host: 'a.test' } });
+      const client = new WebSocket(`wss://127.0.0.1:${wsProxy.address().port}/chat`, { ca: CA, servername: 'a.test', headers: { host: 'a.test' } } as WebSocket.ClientOptions & tls.ConnectionOptions);
       const messages: string[] = [];
       const payload = randomBytes(300_000);
       const echoed = new Promise<Buffer>((resolve, reject) => {

@@ -23,7 +23,7 @@ describe('https:// upstreams', () => {
   let upstreamPort: number;
   let proxy: Server;
   let port: number;
-  const seen: Array<{ path: string; servername: string | false; alpn: string | false; remotePort: number }> = [];
+  const seen: Array<{ path: string; servername: string | false; alpn: string | false | null; remotePort: number }> = [];
   const download = randomBytes(4 * 1024 * 1024 + 11);
 
   beforeAll(async () => {
