@@ -442,6 +442,18 @@ void AcceptLoop::AcceptBatch() {
       Dispatch(Held{fd, false, std::string()}, false);
       continue;
     }
+    // The first bytes often arrive with the handshake's last ACK: peek at once
+    // and skip the epoll round trip when they are already there.
+    std::string first;
+    ssize_t n = PeekFirstBytes(fd, &first);
+    if (n > 0) {
+      Dispatch(Held{fd, true, std::move(first)}, false);
+      continue;
+    }
+    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+      CloseEarly(fd, false);  // EOF or error before any byte
+      continue;
+    }
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLRDHUP;
     ev.data.fd = fd;
@@ -475,14 +487,23 @@ void AcceptLoop::OnAcceptError(int err) {
   backoffUntilMs_ = NowMs() + kBackoffMs;
 }
 
+// recv(MSG_PEEK) of up to peekBytes into *buffer, resized to what came;
+// -1 with errno set when nothing could be read.
+ssize_t AcceptLoop::PeekFirstBytes(int fd, std::string* buffer) const {
+  buffer->assign(options_.peekBytes, '\0');
+  ssize_t n;
+  do {
+    n = recv(fd, &(*buffer)[0], buffer->size(), MSG_PEEK);
+  } while (n < 0 && errno == EINTR);
+  if (n > 0) buffer->resize(static_cast<size_t>(n));
+  return n;
+}
+
 void AcceptLoop::OnPeekReady(int fd, uint32_t events) {
   auto it = peekIndex_.find(fd);
   if (it == peekIndex_.end()) return;
-  std::string buffer(options_.peekBytes, '\0');
-  ssize_t n;
-  do {
-    n = recv(fd, &buffer[0], buffer.size(), MSG_PEEK);
-  } while (n < 0 && errno == EINTR);
+  std::string buffer;
+  ssize_t n = PeekFirstBytes(fd, &buffer);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
       (events & (EPOLLERR | EPOLLHUP)) == 0) {
     return;  // spurious wake-up: keep waiting for the first bytes
@@ -494,7 +515,6 @@ void AcceptLoop::OnPeekReady(int fd, uint32_t events) {
     CloseEarly(fd, true);  // EOF or error before any byte
     return;
   }
-  buffer.resize(static_cast<size_t>(n));
   Dispatch(Held{fd, true, std::move(buffer)}, true);
 }
 

@@ -437,8 +437,9 @@ export class Http1Session implements ProtocolSession, ClientSide {
   private closeAfterWrite(rejected = false): void {
     this.closing = true;
     const socket = this.conn.socket;
-    if (!rejected && !this.requestKeepAlive && this.body === null && this.buffered === null) socket.end(() => socket.destroy());
-    else socket.end();
+    if (rejected || this.requestKeepAlive || this.body !== null || this.buffered !== null) socket.end();
+    else if (socket.writableLength === 0) socket.destroy(); // all in the kernel: close() sends it, then FIN
+    else socket.end(() => socket.destroy());
     this.conn.setClosing();
   }
 }
