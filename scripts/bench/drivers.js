@@ -22,7 +22,6 @@
 const path = require('node:path');
 const proc = require('./proc');
 const h2load = require('./h2load');
-const tls = require('./tls');
 const ws = require('./websocket-driver');
 
 const WRK_LUA = path.join(__dirname, 'wrk-report.lua');
@@ -31,8 +30,7 @@ const WRK_LUA = path.join(__dirname, 'wrk-report.lua');
 function probe(scenario, port) {
   if (scenario.load.tool === 'websocket') return () => ws.probe(port, scenario.path, scenario.probe.bytes - 8);
   if (scenario.frontend === 'h2c') return () => h2load.h2Get(port, scenario.path);
-  if (scenario.frontend === 'tls') return () => tls.httpsGet(port, scenario.path);
-  return () => proc.httpGet(port, scenario.path);
+  return () => proc.httpGet(port, scenario.path, { secure: scenario.frontend === 'tls' });
 }
 
 const sum = (o) => Object.values(o).reduce((a, v) => a + v, 0);

@@ -8,6 +8,7 @@
 const { spawn, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');
+const https = require('node:https');
 const net = require('node:net');
 const path = require('node:path');
 
@@ -253,10 +254,14 @@ async function freePort() {
   throw new Error('no free port found on 127.0.0.1');
 }
 
-/** One GET; resolves { status, bytes } or rejects. */
-function httpGet(port, urlPath, timeoutMs = 2000) {
+/**
+ * One GET (`secure`: over TLS, certificate not verified: it is the bench's
+ * own); resolves { status, bytes } or rejects.
+ */
+function httpGet(port, urlPath, { secure = false, timeoutMs = 2000 } = {}) {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: urlPath, agent: false, timeout: timeoutMs }, (res) => {
+    const options = { host: '127.0.0.1', port, path: urlPath, agent: false, timeout: timeoutMs, rejectUnauthorized: false };
+    const req = (secure ? https : http).get(options, (res) => {
       let bytes = 0;
       res.on('data', (c) => (bytes += c.length));
       res.on('end', () => resolve({ status: res.statusCode, bytes }));

@@ -92,23 +92,24 @@ const SCENARIOS = {
     rateUnit: 'req/s',
     proxies: { supported: NO_BASELINE, defaults: ['nginx', 'haproxy', 'zproxy1', 'zproxyN'] },
   },
-  g: {
+  g: webSocketScenario({
     title: 'WebSocket 1 KiB echo, 32 conns × 1 in flight',
-    backend: 'ws-echo',
-    frontend: 'http',
-    websocket: true,
-    table: 'more',
-    needs: [],
-    path: '/ws',
-    probe: { status: 101, bytes: 1024 + 8 },
     load: { tool: 'websocket', mode: 'echo', connections: 32, size: 1024 },
     cpuUnit: 'msg',
     rateUnit: 'msg/s',
-    proxies: { supported: ['direct', ...NO_BASELINE], defaults: ['nginx', 'haproxy', 'zproxy1', 'zproxy1js'] },
-    labels: { zproxy1: 'zproxy 1 thread (splice tunnel)', zproxy1js: 'zproxy 1 thread (JS tunnel, ZPROXY_NO_NATIVE=1)' },
-  },
-  h: {
+  }),
+  h: webSocketScenario({
     title: 'WebSocket bulk echo, 4 conns × 64 KiB frames',
+    load: { tool: 'websocket', mode: 'bulk', connections: 4, size: 65536 },
+    cpuUnit: 'MiB',
+    rateUnit: 'MiB/s',
+  }),
+};
+
+/** The WebSocket scenarios: the echo backend behind each proxy, splice and JS tunnel side by side. */
+function webSocketScenario({ title, load, cpuUnit, rateUnit }) {
+  return {
+    title,
     backend: 'ws-echo',
     frontend: 'http',
     websocket: true,
@@ -116,12 +117,12 @@ const SCENARIOS = {
     needs: [],
     path: '/ws',
     probe: { status: 101, bytes: 1024 + 8 },
-    load: { tool: 'websocket', mode: 'bulk', connections: 4, size: 65536 },
-    cpuUnit: 'MiB',
-    rateUnit: 'MiB/s',
+    load,
+    cpuUnit,
+    rateUnit,
     proxies: { supported: ['direct', ...NO_BASELINE], defaults: ['nginx', 'haproxy', 'zproxy1', 'zproxy1js'] },
     labels: { zproxy1: 'zproxy 1 thread (splice tunnel)', zproxy1js: 'zproxy 1 thread (JS tunnel, ZPROXY_NO_NATIVE=1)' },
-  },
-};
+  };
+}
 
 module.exports = { SCENARIOS };

@@ -19,7 +19,6 @@
  */
 const { execFileSync, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
-const https = require('node:https');
 const path = require('node:path');
 const proc = require('./proc');
 
@@ -93,21 +92,4 @@ function checkResumption(port) {
   }
 }
 
-/** One HTTPS GET (certificate not verified: it is the bench's own); resolves { status, bytes }. */
-function httpsGet(port, urlPath, timeoutMs = 2000) {
-  return new Promise((resolve, reject) => {
-    const req = https.get(
-      { host: '127.0.0.1', port, path: urlPath, agent: false, rejectUnauthorized: false, timeout: timeoutMs },
-      (res) => {
-        let bytes = 0;
-        res.on('data', (c) => (bytes += c.length));
-        res.on('end', () => resolve({ status: res.statusCode, bytes }));
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-  });
-}
-
-module.exports = { makeCertificate, fullHandshakeEnv, checkResumption, httpsGet };
+module.exports = { makeCertificate, fullHandshakeEnv, checkResumption };
