@@ -208,7 +208,9 @@ describe.each(RUNTIMES)('HTTP/2 prior knowledge (%s)', (_name, noNative) => {
       sent++;
       if (sent % 50 === 0) await new Promise((r) => setImmediate(r));
     }
-    await Promise.race([closed, new Promise((_, reject) => setTimeout(() => reject(new Error('still open')), 5000))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([closed, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('still open')), 5000)))]);
+    clearTimeout(timer);
     expect(sent).toBeLessThan(5000);
   });
 

@@ -24,6 +24,7 @@ import {
   requestHead,
   sleep,
   startRecordingUpstream,
+  waitAtMost,
 } from './helpers/upstreams';
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -415,7 +416,7 @@ describe('aborts', () => {
     await up.waitForRequests(1);
     const conn = up.requests[0].conn;
     client.destroy();
-    await Promise.race([conn.closed, sleep(3000)]);
+    await waitAtMost(conn.closed, 3000);
     expect(conn.isClosed).toBe(true);
     expect(conn.peerClosed).toBe(true);
   });
@@ -427,7 +428,7 @@ describe('aborts', () => {
     await up.waitForRequests(1);
     const conn = up.requests[0].conn;
     client.destroy();
-    await Promise.race([conn.closed, sleep(3000)]);
+    await waitAtMost(conn.closed, 3000);
     expect(conn.isClosed).toBe(true);
   });
 

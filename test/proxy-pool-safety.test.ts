@@ -7,7 +7,7 @@
  */
 import type { Server } from '../dist/index';
 import { startProxy } from './helpers/server';
-import { RawClient, type RecordingUpstream, closeAll, header, requestHead, sleep, startRecordingUpstream } from './helpers/upstreams';
+import { RawClient, type RecordingUpstream, closeAll, header, requestHead, sleep, startRecordingUpstream, waitAtMost } from './helpers/upstreams';
 
 let up: RecordingUpstream;
 let proxy: Server;
@@ -93,7 +93,7 @@ test('a request body cut short by the client: the upstream connection is closed,
   expect(used).toHaveLength(1); // the head and the first bytes were streamed upstream
   client.destroy();
   for (const conn of used) {
-    await Promise.race([conn.closed, sleep(3000)]);
+    await waitAtMost(conn.closed, 3000);
     expect(conn.isClosed).toBe(true);
   }
   // The next requests are parsed on their own by the upstream.

@@ -4,7 +4,7 @@
  * timeout_ms → 504; idle pooled connections closed after keepalive_timeout_ms.
  * Only generous upper bounds on time.
  */
-import { RawClient, errorBody, requestHead, sleep, startBlackhole, startRecordingUpstream } from './helpers/upstreams';
+import { RawClient, errorBody, requestHead, sleep, startBlackhole, startRecordingUpstream, waitAtMost } from './helpers/upstreams';
 import { proxyFor } from './helpers/proxy-per-test';
 
 test('connect timeout (upstream_connect_timeout_ms) → 502 with a JSON body', async () => {
@@ -45,7 +45,7 @@ test('route timeout_ms: an upstream that never answers → 504 with a JSON body;
   expect(Date.now() - started).toBeLessThan(3000);
   // The connection with a request in flight cannot be reused: zproxy closes it.
   const conn = up.requests[0].conn;
-  await Promise.race([conn.closed, sleep(3000)]);
+  await waitAtMost(conn.closed, 3000);
   expect(conn.peerClosed).toBe(true);
   client.destroy();
 });
@@ -88,7 +88,7 @@ test('an idle pooled connection is closed after keepalive_timeout_ms (the upstre
   expect((await client.response()).status).toBe(200);
   const conn = up.connections[0];
   const started = Date.now();
-  await Promise.race([conn.closed, sleep(4000)]);
+  await waitAtMost(conn.closed, 4000);
   expect(conn.isClosed).toBe(true);
   expect(conn.peerClosed).toBe(true);
   expect(Date.now() - started).toBeLessThan(4000);
@@ -108,7 +108,7 @@ test('keepalive_timeout_ms: 0 pools nothing: each request its own upstream conne
     expect((await client.response()).status).toBe(200);
   }
   expect(up.connectionCount).toBe(3);
-  await Promise.race([Promise.all(up.connections.map((c) => c.closed)), sleep(3000)]);
+  await waitAtMost(Promise.all(up.connections.map((c) => c.closed)), 3000);
   expect(up.openConnections).toHaveLength(0);
   client.destroy();
 });
@@ -121,7 +121,7 @@ test('an upstream that stalls mid-body: the client connection is ended (no hang)
   await client.waitClosed(5000);
   expect(client.data.toString('latin1')).toMatch(/^HTTP\/1\.1 200 [\s\S]*\r\n\r\nhalf$/);
   const conn = up.requests[0].conn;
-  await Promise.race([conn.closed, sleep(3000)]);
+  await waitAtMost(conn.closed, 3000);
   expect(conn.isClosed).toBe(true);
 });
 

@@ -22,6 +22,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Waits for `promise`, but at most `ms` (its timer cleared either way, so it never holds the test process open). */
+export async function waitAtMost(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
 /** Everything started here, closed by closeAll(). */
 const started = new Set<{ close(): Promise<void> }>();
 

@@ -38,6 +38,10 @@ export class Http2Listener {
     });
     this.server.on('session', (session) => this.onSession(session));
     this.server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, raw: string[]) => {
+      // A stream the client reset: its 'error' is the end of it, not a fault of the worker.
+      stream.on('error', (err) => this.ctx.log.debug({ err }, 'HTTP/2 stream error'));
+      // Reset before the stream event came round: nothing to answer.
+      if (stream.destroyed) return;
       try {
         handleStream(this.ctx, stream, headers, flags, raw);
       } catch (err) {
