@@ -128,8 +128,10 @@ describe('each invalid value has one exact message, prefixed by its JSON path', 
     // upstream forms and URLs
     ['upstream a number', withUpstream(42), 'routes[0].upstream: expected a URL string, an array of URL strings or an object {targets, load_balancing, ...}, got 42'],
     ['upstream without scheme', withUpstream('localhost:3000'), 'routes[0].upstream: expected a URL like "http://127.0.0.1:3000", got "localhost:3000"'],
-    ['upstream with ftp', withUpstream('ftp://files.local'), 'routes[0].upstream: unsupported scheme "ftp://" (use http://, https:// or h2c://)'],
+    ['upstream with ftp', withUpstream('ftp://files.local'), 'routes[0].upstream: unsupported scheme "ftp://" (use http://, https://, h2c:// or h2://)'],
     ['upstream h2c without host', withUpstream('h2c:///x'), 'routes[0].upstream: expected a host after "h2c://", got "h2c:///x"'],
+    ['upstream h2 without host', withUpstream('h2:///x'), 'routes[0].upstream: expected a host after "h2://", got "h2:///x"'],
+    ['upstream h2 with a path', withUpstream('h2://grpc:8443/svc'), 'routes[0].upstream: must not have a path ("/svc"); use the route\'s "rewrite" or "strip_prefix"'],
     ['upstream with a path', withUpstream('http://a:3000/api'), 'routes[0].upstream: must not have a path ("/api"); use the route\'s "rewrite" or "strip_prefix"'],
     ['upstream with a query', withUpstream('http://a:3000/?x=1'), 'routes[0].upstream: must not have a query ("?x=1")'],
     ['upstream with a fragment', withUpstream('http://a:3000#top'), 'routes[0].upstream: must not have a fragment ("#top")'],
@@ -137,6 +139,7 @@ describe('each invalid value has one exact message, prefixed by its JSON path', 
     ['upstream array empty', withUpstream([]), 'routes[0].upstream: expected at least one URL'],
     ['upstream array with a bad entry', withUpstream(['http://a', 5]), 'routes[0].upstream[1]: expected a URL like "http://127.0.0.1:3000", got 5'],
     ['upstream array duplicated (after normalising)', withUpstream(['http://a:80', 'HTTP://A/']), 'routes[0].upstream[1]: duplicate of [0]'],
+    ['upstream h2 array duplicated (after normalising)', withUpstream(['h2://a:443', 'H2://A/']), 'routes[0].upstream[1]: duplicate of [0]'],
     ['upstream object without targets', withUpstream({}), 'routes[0].upstream.targets: required'],
     ['upstream targets empty', withUpstream({ targets: [] }), 'routes[0].upstream.targets: expected at least one target'],
     ['a target given as a string', withUpstream({ targets: ['http://a'] }), 'routes[0].upstream.targets[0]: expected an object {url, weight}, got "http://a"'],
@@ -325,18 +328,19 @@ describe('normalisation', () => {
   });
 
   test('an upstream array becomes the object form with weight 1 each', () => {
-    const { upstream } = valid(withUpstream(['http://a:3000', 'https://b', 'h2c://grpc:50051'])).routes[0];
+    const { upstream } = valid(withUpstream(['http://a:3000', 'https://b', 'h2c://grpc:50051', 'h2://grpc:8443'])).routes[0];
     expect(upstream!.targets).toEqual([
       { url: 'http://a:3000', weight: 1 },
       { url: 'https://b', weight: 1 },
       { url: 'h2c://grpc:50051', weight: 1 },
+      { url: 'h2://grpc:8443', weight: 1 },
     ]);
     expect(upstream!.load_balancing).toBe('round_robin');
   });
 
   test('target URLs are normalised to scheme://host[:port]', () => {
-    const { upstream } = valid(withUpstream(['HTTP://Api.Example.COM:80/', 'https://[::1]:8443', 'h2c://GRPC:50051'])).routes[0];
-    expect(upstream!.targets.map((t) => t.url)).toEqual(['http://api.example.com', 'https://[::1]:8443', 'h2c://grpc:50051']);
+    const { upstream } = valid(withUpstream(['HTTP://Api.Example.COM:80/', 'https://[::1]:8443', 'h2c://GRPC:50051', 'H2://GRPC.Example:8443/', 'h2c://a:80', 'h2://[::1]:443'])).routes[0];
+    expect(upstream!.targets.map((t) => t.url)).toEqual(['http://api.example.com', 'https://[::1]:8443', 'h2c://grpc:50051', 'h2://grpc.example:8443', 'h2c://a', 'h2://[::1]']);
   });
 
   test('the object form keeps weights and fills the rest', () => {

@@ -5,55 +5,11 @@
  * bidirectional, an error status (trailers-only), metadata both ways, and a
  * multi-megabyte message intact both ways.
  */
-import path from 'node:path';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { RUNTIMES, startProxy } from './helpers/server';
+import { Echo, LIMITS, sha, startEchoServer, type Message } from './helpers/grpc-echo';
 import type { Server } from '../dist/index';
-
-interface Message {
-  text?: string;
-  data?: Buffer;
-  count?: number;
-}
-
-const definition = protoLoader.loadSync(path.join(__dirname, 'fixtures', 'grpc', 'echo.proto'), { keepCase: true, defaults: true });
-const Echo = (grpc.loadPackageDefinition(definition) as any).zproxy.test.Echo;
-const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-const LIMITS = { 'grpc.max_receive_message_length': 64 << 20, 'grpc.max_send_message_length': 64 << 20 };
-
-function startUpstream(): Promise<{ server: grpc.Server; port: number }> {
-  const server = new grpc.Server(LIMITS);
-  server.addService(Echo.service, {
-    Unary(call: grpc.ServerUnaryCall<Message, Message>, done: grpc.sendUnaryData<Message>) {
-      call.sendMetadata(new grpc.Metadata());
-      const md = call.metadata.get('x-client')[0];
-      done(null, { text: `${call.request.text}|${md ?? ''}`, data: Buffer.from(sha(call.request.data ?? Buffer.alloc(0))), count: (call.request.data ?? Buffer.alloc(0)).length });
-    },
-    ServerStream(call: grpc.ServerWritableStream<Message, Message>) {
-      for (let i = 0; i < (call.request.count ?? 0); i++) call.write({ text: `${call.request.text}-${i}`, count: i });
-      call.end();
-    },
-    ClientStream(call: grpc.ServerReadableStream<Message, Message>, done: grpc.sendUnaryData<Message>) {
-      const texts: string[] = [];
-      call.on('data', (m: Message) => texts.push(m.text ?? ''));
-      call.on('end', () => done(null, { text: texts.join(','), count: texts.length }));
-    },
-    Bidi(call: grpc.ServerDuplexStream<Message, Message>) {
-      call.on('data', (m: Message) => call.write({ text: (m.text ?? '').toUpperCase(), data: m.data }));
-      call.on('end', () => call.end());
-    },
-    Fail(_call: grpc.ServerUnaryCall<Message, Message>, done: grpc.sendUnaryData<Message>) {
-      const metadata = new grpc.Metadata();
-      metadata.set('x-reason', 'asked-for-it');
-      done({ code: grpc.status.FAILED_PRECONDITION, details: 'no such luck', metadata });
-    },
-  });
-  return new Promise((resolve, reject) => {
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve({ server, port })));
-  });
-}
 
 describe.each(RUNTIMES)('gRPC through the proxy (%s)', (_name, noNative) => {
   let upstream: { server: grpc.Server; port: number };
@@ -61,7 +17,7 @@ describe.each(RUNTIMES)('gRPC through the proxy (%s)', (_name, noNative) => {
   let client: any;
 
   beforeAll(async () => {
-    upstream = await startUpstream();
+    upstream = await startEchoServer(grpc.ServerCredentials.createInsecure());
     proxy = await startProxy({ routes: [{ path: '/', upstream: `h2c://127.0.0.1:${upstream.port}` }] }, noNative);
     client = new Echo(`127.0.0.1:${proxy.address().port}`, grpc.credentials.createInsecure(), LIMITS);
   });

@@ -28,25 +28,28 @@ const UPSTREAM_KEYS = ['targets', 'load_balancing', 'hash_key', 'health_check', 
 const TARGET_KEYS = ['url', 'weight'];
 const HEALTH_CHECK_KEYS = Object.keys(HEALTH_CHECK_DEFAULTS);
 
-const TARGET_SCHEMES = ['http:', 'https:', 'h2c:'];
+const TARGET_SCHEMES = ['http:', 'https:', 'h2c:', 'h2:'];
+/** Default ports the URL parser does not drop itself (it does for http: and https: only). */
+const HTTP2_DEFAULT_PORTS: Readonly<Record<string, string>> = { 'h2c:': '80', 'h2:': '443' };
 
 /**
- * An upstream target: http://, https:// or h2c:// with a host and optional
+ * An upstream target: http://, https://, h2c:// or h2:// with a host and optional
  * port, and nothing else. A path, query, fragment or user:password@ is
  * rejected (paths are the route's `rewrite`/`strip_prefix` business).
- * Normalised to `scheme://host[:port]`, host lower-cased.
+ * Normalised to `scheme://host[:port]`, host lower-cased, default port dropped.
  */
 const targetUrl: Check<string> = (value, path, ctx) => {
   const url = parseUrl(value);
   if (url === undefined) return ctx.add(path, `expected a URL like "http://127.0.0.1:3000", got ${describe(value)}`);
-  if (!TARGET_SCHEMES.includes(url.protocol)) return ctx.add(path, `unsupported scheme "${url.protocol}//" (use http://, https:// or h2c://)`);
+  if (!TARGET_SCHEMES.includes(url.protocol)) return ctx.add(path, `unsupported scheme "${url.protocol}//" (use http://, https://, h2c:// or h2://)`);
   if (url.hostname === '') return ctx.add(path, `expected a host after "${url.protocol}//", got ${describe(value)}`);
   const before = ctx.problems.length;
   if (url.username !== '' || url.password !== '') ctx.add(path, 'must not contain user:password@ (set an Authorization header with the headers middleware)');
   if (url.pathname !== '' && url.pathname !== '/') ctx.add(path, `must not have a path (${quote(url.pathname)}); use the route's "rewrite" or "strip_prefix"`);
   if (url.search !== '') ctx.add(path, `must not have a query (${quote(url.search)})`);
   if (url.hash !== '') ctx.add(path, `must not have a fragment (${quote(url.hash)})`);
-  return ctx.problems.length === before ? `${url.protocol}//${url.host.toLowerCase()}` : undefined;
+  const host = url.port === HTTP2_DEFAULT_PORTS[url.protocol] ? url.hostname : url.host;
+  return ctx.problems.length === before ? `${url.protocol}//${host.toLowerCase()}` : undefined;
 };
 
 /** `header:NAME` or `cookie:NAME`. */

@@ -1,7 +1,8 @@
 /**
- * An HTTP/2 request proxied stream to stream to an `h2c://` target (gRPC end
- * to end): headers, DATA with backpressure both ways, and trailers pass
- * through; a trailers-only response stays one HEADERS frame. Failures before
+ * An HTTP/2 request proxied stream to stream to an `h2c://` or `h2://`
+ * target (gRPC end to end): headers, DATA with backpressure both ways, and
+ * trailers pass through; a trailers-only response stays one HEADERS frame.
+ * `:scheme` is the target's (`https` for h2://). Failures before
  * the response starts are retried like HTTP/1 ones (connect failures; resets
  * of bodiless idempotent requests), afterwards the client stream is reset.
  */
@@ -14,6 +15,7 @@ import type { BalancerInput } from '../balancer/balancer-base';
 import { NoHealthyTargetError, UpstreamConnectError, UpstreamResetError, UpstreamTimeoutError, type ZproxyError } from '../errors';
 import { respondError } from '../protocol/http2/h2-client-side';
 import { IDEMPOTENT } from './proxy-exchange';
+import { connectFailureOf } from '../upstream/h2-sessions';
 
 export interface H2ProxyRequest {
   route: RouteConfig;
@@ -31,6 +33,11 @@ export interface H2ProxyRequest {
 /** Request fields that never go upstream, or that the proxy sets. */
 const SKIP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-for']);
 const { NGHTTP2_FLAG_END_STREAM, NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = http2.constants;
+
+/** What a 502 says went wrong: the error's code, else its message. */
+function errorDetail(err: Error): string {
+  return (err as NodeJS.ErrnoException).code ?? err.message;
+}
 
 export function proxyToH2Upstream(ctx: WorkerContext, stream: ServerHttp2Stream, raw: string[], request: H2ProxyRequest): void {
   new H2StreamProxy(ctx, stream, raw, request).attempt(null);
@@ -70,22 +77,29 @@ class H2StreamProxy implements BalancerInput {
     target.begin();
     let upstream: ClientHttp2Stream;
     try {
-      upstream = this.ctx.h2Sessions.get(target).request(this.upstreamHeaders(target), { endStream: !this.request.hasBody });
+      upstream = this.ctx.h2Sessions.get(target, this.request.group.config).request(this.upstreamHeaders(target), { endStream: !this.request.hasBody });
     } catch (err) {
       return this.onUpstreamError(err as Error);
     }
     this.upstream = upstream;
-    upstream.setTimeout(this.request.route.timeout_ms, () => this.onUpstreamError(Object.assign(new Error('upstream response timed out'), { code: 'ETIMEDOUT' }), true));
+    // Once a stream has failed (and maybe been replaced by a retry's), its late events are not this request's.
+    const current = () => this.upstream === upstream;
+    upstream.setTimeout(this.request.route.timeout_ms, () => {
+      if (current()) this.onUpstreamError(Object.assign(new Error('upstream response timed out'), { code: 'ETIMEDOUT' }), true);
+    });
     upstream.on('response', (headers, flags) => this.onResponse(headers, flags));
     upstream.on('trailers', (trailers) => (this.trailers = trailers));
     upstream.on('data', (chunk: Buffer) => {
       if (!this.client.write(chunk)) upstream.pause();
     });
     upstream.on('end', () => this.onEnd());
-    upstream.on('error', (err) => this.onUpstreamError(err));
+    upstream.on('error', (err) => {
+      if (current()) this.onUpstreamError(err);
+    });
     upstream.on('close', () => {
-      if (!this.done && !this.responded) this.onUpstreamError(new Error(`upstream stream closed (code ${upstream.rstCode})`));
-      else if (!this.done) this.reset();
+      if (!current() || this.done) return;
+      if (!this.responded) this.onUpstreamError(new Error(`upstream stream closed (code ${upstream.rstCode})`));
+      else this.reset();
     });
   }
 
@@ -94,7 +108,7 @@ class H2StreamProxy implements BalancerInput {
     const headers: OutgoingHttpHeaders = {
       ':method': method,
       ':path': path,
-      ':scheme': 'http',
+      ':scheme': target.secure ? 'https' : 'http',
       ':authority': route.preserve_host && authority !== '' ? authority : target.authority,
     };
     let forwardedFor: string | undefined;
@@ -152,11 +166,10 @@ class H2StreamProxy implements BalancerInput {
     target?.recordFailure(Date.now());
     this.ctx.log.debug({ err, target: target?.url, attempt: this.attempts }, 'h2 upstream stream failed');
     if (this.responded) return this.reset();
-    const connectFailure = (err as NodeJS.ErrnoException).code === 'ECONNREFUSED' || (err as NodeJS.ErrnoException).code === 'ETIMEDOUT';
-    const retryable = !timedOut && !this.request.hasBody && (connectFailure || IDEMPOTENT.has(this.request.method));
+    const connectFailure = connectFailureOf(err);
+    const retryable = !timedOut && !this.request.hasBody && (connectFailure !== undefined || IDEMPOTENT.has(this.request.method));
     if (retryable && this.attempts <= this.request.route.retries) return this.attempt(target);
-    const code = (err as NodeJS.ErrnoException).code ?? err.message;
-    this.fail(timedOut ? new UpstreamTimeoutError() : connectFailure ? new UpstreamConnectError(code) : new UpstreamResetError(code));
+    this.fail(timedOut ? new UpstreamTimeoutError() : connectFailure ? new UpstreamConnectError(errorDetail(connectFailure)) : new UpstreamResetError(errorDetail(err)));
   }
 
   private fail(error: ZproxyError): void {

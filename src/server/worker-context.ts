@@ -20,7 +20,7 @@ export interface WorkerContext {
   trustedProxies: TrustedProxies;
   /** Targets, balancers and connection pools of this worker. */
   readonly upstreams: Upstreams;
-  /** Multiplexed sessions to h2c:// targets. */
+  /** Multiplexed sessions to h2c:// and h2:// targets. */
   readonly h2Sessions: H2Sessions;
   /** The worker's TLS server and certificates (used when `tls.enabled`). */
   readonly tls: TlsAcceptor;

@@ -6,27 +6,29 @@
  * thresholds; flips are reported to `onChange`.
  *
  * http:// and https:// targets get HTTP/1.1 through node:http(s) (checks are
- * rare, so the comfortable client is fine). h2c:// targets get HTTP/2 with
- * prior knowledge through node:http2, because that is all many of them
- * (gRPC servers) speak; a plain HTTP/1.1 GET would mark them down.
+ * rare, so the comfortable client is fine). h2c:// and h2:// targets get
+ * HTTP/2 through node:http2 (prior knowledge, or TLS with ALPN `h2`), because
+ * that is all many of them (gRPC servers) speak; a plain HTTP/1.1 GET would
+ * mark them down. TLS is checked as for requests: SNI = the host name (not an
+ * IP), the upstream's `tls_verify` and `ca_file`.
  *
  * A target with a check still in flight is not checked again. Timers are
  * unref'd, so the checker never keeps a process alive; stop() clears them
  * and aborts the checks in flight, whose results are then ignored.
  */
 import http from 'node:http';
-import http2 from 'node:http2';
 import https from 'node:https';
-import net from 'node:net';
 import type { HealthCheckConfig } from '../config/types';
 import type { Target } from './target';
+import { connectHttp2 } from './h2-sessions';
+import { serverName, type TlsPeerCheck } from './tls-connect';
 
 export const HEALTH_CHECK_USER_AGENT = 'zproxy-health-check';
 
 export type HealthChangeListener = (target: Target, healthy: boolean) => void;
 
 export interface HealthCheckTls {
-  /** Verify https targets' certificates (the upstream's `tls_verify`). */
+  /** Verify https:// and h2:// targets' certificates (the upstream's `tls_verify`). */
   verify: boolean;
   /** Extra trusted CA certificates (the contents of `ca_file`). */
   ca?: string | Buffer;
@@ -91,7 +93,7 @@ export class HealthChecker {
 
   /** The status the target answers, or a rejection. */
   private probe(target: Target, signal: AbortSignal): Promise<number> {
-    return target.scheme === 'h2c' ? this.probeH2c(target, signal) : this.probeHttp1(target, signal);
+    return target.http2 ? this.probeHttp2(target, signal) : this.probeHttp1(target, signal);
   }
 
   private probeHttp1(target: Target, signal: AbortSignal): Promise<number> {
@@ -105,9 +107,7 @@ export class HealthChecker {
         headers: { host: target.authority, connection: 'close', 'user-agent': HEALTH_CHECK_USER_AGENT },
         agent: false,
         signal,
-        servername: target.secure && net.isIP(target.host) === 0 ? target.host : undefined,
-        rejectUnauthorized: this.tls.verify,
-        ca: this.tls.ca,
+        ...(target.secure ? this.peerCheck(target) : {}),
       });
       request.once('response', (response) => {
         response.resume();
@@ -118,9 +118,9 @@ export class HealthChecker {
     });
   }
 
-  private probeH2c(target: Target, signal: AbortSignal): Promise<number> {
+  private probeHttp2(target: Target, signal: AbortSignal): Promise<number> {
     return new Promise((resolve, reject) => {
-      const session = http2.connect(`http://${target.authority}`);
+      const session = connectHttp2(target, target.secure ? this.peerCheck(target) : undefined);
       const close = (): void => {
         signal.removeEventListener('abort', abort);
         session.destroy();
@@ -144,5 +144,9 @@ export class HealthChecker {
         reject(error);
       });
     });
+  }
+
+  private peerCheck(target: Target): TlsPeerCheck {
+    return { servername: serverName(target.host), rejectUnauthorized: this.tls.verify, ca: this.tls.ca };
   }
 }

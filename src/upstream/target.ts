@@ -13,9 +13,13 @@
  */
 import type { HealthCheckConfig, UpstreamConfig } from '../config/types';
 
-export type TargetScheme = 'http' | 'https' | 'h2c';
+export type TargetScheme = 'http' | 'https' | 'h2c' | 'h2';
 
-const DEFAULT_PORTS: Readonly<Record<TargetScheme, number>> = { http: 80, https: 443, h2c: 80 };
+const DEFAULT_PORTS: Readonly<Record<TargetScheme, number>> = { http: 80, https: 443, h2c: 80, h2: 443 };
+
+function isTargetScheme(scheme: string): scheme is TargetScheme {
+  return Object.hasOwn(DEFAULT_PORTS, scheme);
+}
 
 export type PassiveHealthOptions = Pick<UpstreamConfig, 'max_fails' | 'fail_timeout_ms'>;
 export type HealthThresholds = Pick<HealthCheckConfig, 'healthy_threshold' | 'unhealthy_threshold'>;
@@ -53,7 +57,7 @@ export class Target {
   constructor(url: string, weight = 1, passive: PassiveHealthOptions = { max_fails: 3, fail_timeout_ms: 10_000 }) {
     const parsed = new URL(url);
     const scheme = parsed.protocol.slice(0, -1);
-    if (scheme !== 'http' && scheme !== 'https' && scheme !== 'h2c') throw new TypeError(`unsupported target scheme in ${url}`);
+    if (!isTargetScheme(scheme)) throw new TypeError(`unsupported target scheme in ${url}`);
     if (!Number.isInteger(weight) || weight < 1) throw new TypeError(`target weight must be a positive integer, got ${weight}`);
     const bracketed = parsed.hostname.toLowerCase();
     this.scheme = scheme;
@@ -72,8 +76,14 @@ export class Target {
     return upstream.targets.map((t) => new Target(t.url, t.weight, upstream));
   }
 
+  /** Spoken to over TLS: https:// and h2://. */
   get secure(): boolean {
-    return this.scheme === 'https';
+    return this.scheme === 'https' || this.scheme === 'h2';
+  }
+
+  /** Spoken to in HTTP/2: h2c:// (prior knowledge) and h2:// (TLS with ALPN h2). */
+  get http2(): boolean {
+    return this.scheme === 'h2c' || this.scheme === 'h2';
   }
 
   /** Healthy and not ejected: available whatever the time. */

@@ -1,7 +1,7 @@
 /**
  * One HTTP/2 request stream: routed like any request, answered directly
  * (`respond` routes, errors) or proxied — to an HTTP/1.1 upstream through a
- * ProxyExchange, or stream to stream to an `h2c://` upstream (gRPC).
+ * ProxyExchange, or stream to stream to an `h2c://` or `h2://` upstream (gRPC).
  */
 import { nextRequestId } from '../../util/request-id';
 import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
@@ -44,10 +44,11 @@ export function handleStream(ctx: WorkerContext, stream: ServerHttp2Stream, head
   if (route.respond) return respondDirect(stream, route.respond, method, hasBody);
   const group = ctx.upstreams.group(match.index)!;
   const upstreamTarget = upstreamPath(match, path, query);
-  if (method === 'CONNECT' && headers[':protocol'] === 'websocket' && group.targets[0].scheme !== 'h2c') {
+  // The WebSocket tunnel speaks HTTP/1.1 Upgrade upstream: not to HTTP/2 targets.
+  if (method === 'CONNECT' && headers[':protocol'] === 'websocket' && !group.targets[0].http2) {
     return tunnelH2WebSocket(ctx, stream, headers, { group, path: upstreamTarget, authority, preserveHost: route.preserve_host, clientIp: peerAddress(stream.session?.socket?.remoteAddress), requestId });
   }
-  if (group.targets[0].scheme === 'h2c') {
+  if (group.targets[0].http2) {
     return proxyToH2Upstream(ctx, stream, raw, { route, group, method, path: upstreamTarget, authority, requestId, addRequestId: clientRequestId === undefined, clientIp: peerAddress(stream.session?.socket?.remoteAddress), hasBody });
   }
   proxyToH1Upstream(ctx, stream, headers, raw, { match, group, method, upstreamTarget, authority, requestId, addRequestId: clientRequestId === undefined, hasBody, declared });

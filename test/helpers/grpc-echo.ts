@@ -1,0 +1,53 @@
+/**
+ * The gRPC Echo service (fixtures/grpc/echo.proto) served by @grpc/grpc-js,
+ * for the tests that proxy gRPC: unary (with metadata), server and client
+ * streaming, bidirectional, and a failing call (trailers-only response).
+ */
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+
+export interface Message {
+  text?: string;
+  data?: Buffer;
+  count?: number;
+}
+
+const definition = protoLoader.loadSync(path.join(__dirname, '..', 'fixtures', 'grpc', 'echo.proto'), { keepCase: true, defaults: true });
+export const Echo = (grpc.loadPackageDefinition(definition) as any).zproxy.test.Echo;
+export const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+export const LIMITS = { 'grpc.max_receive_message_length': 64 << 20, 'grpc.max_send_message_length': 64 << 20 };
+
+/** An Echo server on a free loopback port. */
+export function startEchoServer(credentials: grpc.ServerCredentials): Promise<{ server: grpc.Server; port: number }> {
+  const server = new grpc.Server(LIMITS);
+  server.addService(Echo.service, {
+    Unary(call: grpc.ServerUnaryCall<Message, Message>, done: grpc.sendUnaryData<Message>) {
+      call.sendMetadata(new grpc.Metadata());
+      const md = call.metadata.get('x-client')[0];
+      done(null, { text: `${call.request.text}|${md ?? ''}`, data: Buffer.from(sha(call.request.data ?? Buffer.alloc(0))), count: (call.request.data ?? Buffer.alloc(0)).length });
+    },
+    ServerStream(call: grpc.ServerWritableStream<Message, Message>) {
+      for (let i = 0; i < (call.request.count ?? 0); i++) call.write({ text: `${call.request.text}-${i}`, count: i });
+      call.end();
+    },
+    ClientStream(call: grpc.ServerReadableStream<Message, Message>, done: grpc.sendUnaryData<Message>) {
+      const texts: string[] = [];
+      call.on('data', (m: Message) => texts.push(m.text ?? ''));
+      call.on('end', () => done(null, { text: texts.join(','), count: texts.length }));
+    },
+    Bidi(call: grpc.ServerDuplexStream<Message, Message>) {
+      call.on('data', (m: Message) => call.write({ text: (m.text ?? '').toUpperCase(), data: m.data }));
+      call.on('end', () => call.end());
+    },
+    Fail(_call: grpc.ServerUnaryCall<Message, Message>, done: grpc.sendUnaryData<Message>) {
+      const metadata = new grpc.Metadata();
+      metadata.set('x-reason', 'asked-for-it');
+      done({ code: grpc.status.FAILED_PRECONDITION, details: 'no such luck', metadata });
+    },
+  });
+  return new Promise((resolve, reject) => {
+    server.bindAsync('127.0.0.1:0', credentials, (err, port) => (err ? reject(err) : resolve({ server, port })));
+  });
+}
