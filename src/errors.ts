@@ -47,6 +47,7 @@ export const errorSpecs = {
   ZP_ERR_HEADERS_TOO_LARGE: { status: 431, side: 'downstream', retryable: false, message: 'request header fields too large' },
   ZP_ERR_HTTP_VERSION: { status: 505, side: 'downstream', retryable: false, message: 'HTTP version not supported' },
   ZP_ERR_INTERNAL: { status: 500, side: 'internal', retryable: false, message: 'internal error' },
+  ZP_ERR_NOT_IMPLEMENTED: { status: 501, side: 'downstream', retryable: false, message: 'not supported on this route' },
   ZP_ERR_UPSTREAM_CONNECT: { status: 502, side: 'upstream', retryable: true, message: 'upstream connection failed' },
   ZP_ERR_UPSTREAM_RESET: { status: 502, side: 'upstream', retryable: true, message: 'upstream closed the connection before responding' },
   ZP_ERR_UPSTREAM_BAD_RESPONSE: { status: 502, side: 'upstream', retryable: false, message: 'upstream sent an invalid response' },
@@ -65,6 +66,7 @@ export const BodyTooLargeError = defineError('ZP_ERR_BODY_TOO_LARGE', errorSpecs
 export const HeadersTooLargeError = defineError('ZP_ERR_HEADERS_TOO_LARGE', errorSpecs.ZP_ERR_HEADERS_TOO_LARGE);
 export const HttpVersionError = defineError('ZP_ERR_HTTP_VERSION', errorSpecs.ZP_ERR_HTTP_VERSION);
 export const InternalError = defineError('ZP_ERR_INTERNAL', errorSpecs.ZP_ERR_INTERNAL);
+export const NotImplementedError = defineError('ZP_ERR_NOT_IMPLEMENTED', errorSpecs.ZP_ERR_NOT_IMPLEMENTED);
 export const UpstreamConnectError = defineError('ZP_ERR_UPSTREAM_CONNECT', errorSpecs.ZP_ERR_UPSTREAM_CONNECT);
 export const UpstreamResetError = defineError('ZP_ERR_UPSTREAM_RESET', errorSpecs.ZP_ERR_UPSTREAM_RESET);
 export const UpstreamBadResponseError = defineError('ZP_ERR_UPSTREAM_BAD_RESPONSE', errorSpecs.ZP_ERR_UPSTREAM_BAD_RESPONSE);

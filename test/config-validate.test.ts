@@ -138,6 +138,8 @@ describe('each invalid value has one exact message, prefixed by its JSON path', 
     ['upstream with credentials', withUpstream('http://user:secret@a:3000'), 'routes[0].upstream: must not contain user:password@ (set an Authorization header with the headers middleware)'],
     ['upstream array empty', withUpstream([]), 'routes[0].upstream: expected at least one URL'],
     ['upstream array with a bad entry', withUpstream(['http://a', 5]), 'routes[0].upstream[1]: expected a URL like "http://127.0.0.1:3000", got 5'],
+    ['upstream array mixing HTTP/2 and HTTP/1.1', withUpstream(['http://a', 'h2c://b']), 'routes[0].upstream: mixes HTTP/2 targets (h2c://, h2://) with HTTP/1.1 ones (http://, https://); use one kind per upstream'],
+    ['upstream targets mixing HTTP/2 and HTTP/1.1', withUpstream({ targets: [{ url: 'h2://a' }, { url: 'https://b' }] }), 'routes[0].upstream.targets: mixes HTTP/2 targets (h2c://, h2://) with HTTP/1.1 ones (http://, https://); use one kind per upstream'],
     ['upstream array duplicated (after normalising)', withUpstream(['http://a:80', 'HTTP://A/']), 'routes[0].upstream[1]: duplicate of [0]'],
     ['upstream h2 array duplicated (after normalising)', withUpstream(['h2://a:443', 'H2://A/']), 'routes[0].upstream[1]: duplicate of [0]'],
     ['upstream object without targets', withUpstream({}), 'routes[0].upstream.targets: required'],
@@ -328,19 +330,21 @@ describe('normalisation', () => {
   });
 
   test('an upstream array becomes the object form with weight 1 each', () => {
-    const { upstream } = valid(withUpstream(['http://a:3000', 'https://b', 'h2c://grpc:50051', 'h2://grpc:8443'])).routes[0];
+    const { upstream } = valid(withUpstream(['http://a:3000', 'https://b'])).routes[0];
     expect(upstream!.targets).toEqual([
       { url: 'http://a:3000', weight: 1 },
       { url: 'https://b', weight: 1 },
-      { url: 'h2c://grpc:50051', weight: 1 },
-      { url: 'h2://grpc:8443', weight: 1 },
     ]);
     expect(upstream!.load_balancing).toBe('round_robin');
+    const http2 = valid(withUpstream(['h2c://grpc:50051', 'h2://grpc:8443'])).routes[0].upstream!;
+    expect(http2.targets.map((t) => t.url)).toEqual(['h2c://grpc:50051', 'h2://grpc:8443']);
   });
 
   test('target URLs are normalised to scheme://host[:port]', () => {
-    const { upstream } = valid(withUpstream(['HTTP://Api.Example.COM:80/', 'https://[::1]:8443', 'h2c://GRPC:50051', 'H2://GRPC.Example:8443/', 'h2c://a:80', 'h2://[::1]:443'])).routes[0];
-    expect(upstream!.targets.map((t) => t.url)).toEqual(['http://api.example.com', 'https://[::1]:8443', 'h2c://grpc:50051', 'h2://grpc.example:8443', 'h2c://a', 'h2://[::1]']);
+    const http1 = valid(withUpstream(['HTTP://Api.Example.COM:80/', 'https://[::1]:8443'])).routes[0].upstream!;
+    expect(http1.targets.map((t) => t.url)).toEqual(['http://api.example.com', 'https://[::1]:8443']);
+    const http2 = valid(withUpstream(['h2c://GRPC:50051', 'H2://GRPC.Example:8443/', 'h2c://a:80', 'h2://[::1]:443'])).routes[0].upstream!;
+    expect(http2.targets.map((t) => t.url)).toEqual(['h2c://grpc:50051', 'h2://grpc.example:8443', 'h2c://a', 'h2://[::1]']);
   });
 
   test('the object form keeps weights and fills the rest', () => {

@@ -6,10 +6,14 @@
  * multi-megabyte message intact both ways.
  */
 import { randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { RUNTIMES, startProxy } from './helpers/server';
 import { Echo, LIMITS, sha, startEchoServer, type Message } from './helpers/grpc-echo';
 import type { Server } from '../dist/index';
+
+const curl = (args: string[]) => promisify(execFile)('curl', args, { timeout: 10_000 });
 
 describe.each(RUNTIMES)('gRPC through the proxy (%s)', (_name, noNative) => {
   let upstream: { server: grpc.Server; port: number };
@@ -35,6 +39,12 @@ describe.each(RUNTIMES)('gRPC through the proxy (%s)', (_name, noNative) => {
     expect(reply.text).toBe('hi|jest');
     expect(reply.count).toBe(data.length);
     expect(reply.data!.toString()).toBe(sha(data));
+  });
+
+  test('an HTTP/1.1 request on the h2c:// route is answered 505 by zproxy (the gRPC server never sees it)', async () => {
+    const { stdout } = await curl(['-sS', '-i', '--http1.1', `http://127.0.0.1:${proxy.address().port}/echo.Echo/Unary`]);
+    expect(stdout).toMatch(/^HTTP\/1\.1 505 /);
+    expect(stdout).toContain('"error":"HTTP version not supported: this route\'s upstream speaks HTTP/2 only"');
   });
 
   test('server streaming', async () => {

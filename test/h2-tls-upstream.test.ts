@@ -5,8 +5,8 @@
  * `:scheme` as sent; bodies of several MiB both ways and trailers; many
  * concurrent streams over one upstream TLS connection; connect failures (an
  * upstream that does not select h2, a refused connection, a handshake past
- * the connect timeout: 502, retried on another target); HTTP/1 clients and
- * extended CONNECT on such routes (502); active health checks over HTTP/2
+ * the connect timeout: 502, retried on another target); HTTP/1 clients (505)
+ * and extended CONNECT (501) on such routes; active health checks over HTTP/2
  * with TLS; gRPC unary and bidirectional to a TLS gRPC server.
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -238,13 +238,14 @@ describe('h2:// upstreams', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(CONNECT_TIMEOUT_MS - 50);
   });
 
-  test('an HTTP/1 client is answered 502, as on h2c:// routes (its request goes out as HTTP/1.1, which the upstream refuses)', async () => {
+  test('an HTTP/1 client is answered 505 by zproxy itself, as on h2c:// routes: the upstream sees nothing', async () => {
     const res = await request(proxy.address().port, 'GET /refusing/h1 HTTP/1.1\r\nHost: app.example\r\n\r\n');
-    expect(res.status).toBe(502);
-    expect(errorBody(res).error).toMatch(/^upstream connection failed/);
+    expect(res.status).toBe(505);
+    expect(errorBody(res).error).toBe("HTTP version not supported: this route's upstream speaks HTTP/2 only");
+    expect(seen.some((s) => s.path === '/refusing/h1')).toBe(false);
   });
 
-  test('WebSocket over HTTP/2 (extended CONNECT) is not tunnelled to an HTTP/2 upstream: 502', async () => {
+  test('WebSocket over HTTP/2 (extended CONNECT) is not tunnelled to an HTTP/2 upstream: 501, the upstream sees nothing', async () => {
     if (!client.remoteSettings.enableConnectProtocol) await new Promise((resolve) => client.once('remoteSettings', resolve));
     const stream = client.request({ ':method': 'CONNECT', ':protocol': 'websocket', ':path': '/refusing/ws', ':scheme': 'http', 'sec-websocket-version': '13' });
     const status = await new Promise((resolve, reject) => {
@@ -252,7 +253,7 @@ describe('h2:// upstreams', () => {
       stream.once('error', reject);
     });
     stream.close();
-    expect(status).toBe(502);
+    expect(status).toBe(501);
     expect(seen.some((s) => s.path === '/refusing/ws')).toBe(false);
   });
 });

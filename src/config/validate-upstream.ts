@@ -92,6 +92,16 @@ const target: Check<UpstreamTarget> = (value, path, ctx) => {
 
 const uniqueTarget = (t: UpstreamTarget): string => t.url;
 
+const isHttp2Url = (url: string): boolean => url.startsWith('h2c:') || url.startsWith('h2:');
+
+/** An upstream's targets are all HTTP/2 or all HTTP/1.1: requests take one path through the proxy per route. */
+function oneProtocol(urls: readonly string[], path: string, ctx: Context): void {
+  const http2 = urls.filter(isHttp2Url).length;
+  if (http2 > 0 && http2 < urls.length) {
+    ctx.add(path, 'mixes HTTP/2 targets (h2c://, h2://) with HTTP/1.1 ones (http://, https://); use one kind per upstream');
+  }
+}
+
 function upstreamWithDefaults(targets: UpstreamTarget[]): UpstreamConfig {
   return { targets, load_balancing: DEFAULT_LOAD_BALANCING, ...UPSTREAM_DEFAULTS };
 }
@@ -100,6 +110,7 @@ function upstreamWithDefaults(targets: UpstreamTarget[]): UpstreamConfig {
 function upstreamObject(value: Record<string, unknown>, path: string, ctx: Context): UpstreamConfig | undefined {
   const f = Fields.read(value, path, ctx, UPSTREAM_KEYS)!;
   const targets = f.required('targets', listOf(target, { nonEmpty: 'expected at least one target', uniqueBy: uniqueTarget }));
+  if (targets) oneProtocol(targets.map(uniqueTarget), `${path}.targets`, ctx);
   const load_balancing = f.get('load_balancing', oneOf(LOAD_BALANCING), DEFAULT_LOAD_BALANCING);
   const hash_key = f.optional('hash_key', hashKey);
   if (load_balancing === 'consistent_hash' && !f.mentions('hash_key')) {
@@ -130,6 +141,7 @@ export const upstream: Check<UpstreamConfig> = (value, path, ctx) => {
   }
   if (Array.isArray(value)) {
     const urls = listOf(targetUrl, { nonEmpty: 'expected at least one URL', uniqueBy: uniqueString })(value, path, ctx);
+    if (urls) oneProtocol(urls, path, ctx);
     return urls && upstreamWithDefaults(urls.map((url) => ({ url, weight: DEFAULT_TARGET_WEIGHT })));
   }
   if (isPlainObject(value)) return upstreamObject(value, path, ctx);

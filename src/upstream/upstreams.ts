@@ -17,6 +17,8 @@ export interface UpstreamGroup {
   readonly balancer: BalancerBase;
   /** The one request header a consistent-hash balancer reads (`cookie` for cookie keys), or null. */
   readonly hashHeader: string | null;
+  /** The targets speak HTTP/2 (h2c://, h2://); config validation keeps an upstream to one kind. */
+  readonly http2: boolean;
 }
 
 function hashHeaderOf(upstream: UpstreamConfig): string | null {
@@ -77,7 +79,13 @@ export class Upstreams {
       if (!route.upstream) return null;
       const targets = Target.fromConfig(route.upstream);
       for (const target of targets) this.poolFor(target, config, route.upstream, caBundles);
-      return { config: route.upstream, targets, balancer: createBalancer(route.upstream, targets), hashHeader: hashHeaderOf(route.upstream) };
+      return {
+        config: route.upstream,
+        targets,
+        balancer: createBalancer(route.upstream, targets),
+        hashHeader: hashHeaderOf(route.upstream),
+        http2: targets[0].http2,
+      };
     });
     clearInterval(this.deadlineSweepTimer);
     this.deadlineSweepTimer = setInterval(() => this.checkDeadlines(), deadlineSweepInterval(config));

@@ -324,12 +324,13 @@ export class Http1Session implements ProtocolSession, ClientSide {
     if (body.declaredTooLarge) return this.fail(new BodyTooLargeError(), this.requestId);
     this.body = body.done ? null : body;
 
-    if (match.kind === 'route' && match.route.upstream) {
-      const group = this.ctx.upstreams.group(match.index);
-      if (group) return this.startExchange(head, match, group, path, query, clientRequestId === null);
-    }
     let response: PreparedResponse;
-    if (match.kind === 'bad_path') response = prepareErrorResponse(new BadPathError(), this.requestId);
+    if (match.kind === 'route' && match.route.upstream) {
+      const group = this.ctx.upstreams.group(match.index)!;
+      if (!group.http2) return this.startExchange(head, match, group, path, query, clientRequestId === null);
+      // Answered here: the HTTP/2-only upstream would refuse it, and be blamed for it.
+      response = prepareErrorResponse(new HttpVersionError('this route\'s upstream speaks HTTP/2 only'), this.requestId);
+    } else if (match.kind === 'bad_path') response = prepareErrorResponse(new BadPathError(), this.requestId);
     else if (match.kind === 'not_found') response = prepareErrorResponse(new NotFoundError(), this.requestId);
     else if (match.kind === 'method_not_allowed') {
       response = prepareErrorResponse(new MethodNotAllowedError(), this.requestId, `allow: ${match.allow.join(', ')}\r\n`);

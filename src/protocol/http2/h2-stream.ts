@@ -11,7 +11,7 @@ import { upstreamPath } from '../../router/rewrite';
 import type { RouteHit } from '../../router/compile';
 import type { UpstreamGroup } from '../../upstream/upstreams';
 import { ProxyExchange } from '../../proxy/proxy-exchange';
-import { BadPathError, BodyTooLargeError, MethodNotAllowedError, NotFoundError } from '../../errors';
+import { BadPathError, BodyTooLargeError, MethodNotAllowedError, NotFoundError, NotImplementedError } from '../../errors';
 import { H2ClientSide, respondError } from './h2-client-side';
 import { h1RequestHead, h2HeaderValue } from './translate';
 import { proxyToH2Upstream } from '../../proxy/h2-stream-proxy';
@@ -44,11 +44,12 @@ export function handleStream(ctx: WorkerContext, stream: ServerHttp2Stream, head
   if (route.respond) return respondDirect(stream, route.respond, method, hasBody);
   const group = ctx.upstreams.group(match.index)!;
   const upstreamTarget = upstreamPath(match, path, query);
-  // The WebSocket tunnel speaks HTTP/1.1 Upgrade upstream: not to HTTP/2 targets.
-  if (method === 'CONNECT' && headers[':protocol'] === 'websocket' && !group.targets[0].http2) {
+  if (method === 'CONNECT' && headers[':protocol'] === 'websocket') {
+    // The tunnel speaks HTTP/1.1 Upgrade upstream: refused here, so an HTTP/2 target is not blamed for it.
+    if (group.http2) return respondError(stream, new NotImplementedError('WebSocket tunnels to HTTP/2 upstreams'), requestId);
     return tunnelH2WebSocket(ctx, stream, headers, { group, path: upstreamTarget, authority, preserveHost: route.preserve_host, clientIp: peerAddress(stream.session?.socket?.remoteAddress), requestId });
   }
-  if (group.targets[0].http2) {
+  if (group.http2) {
     return proxyToH2Upstream(ctx, stream, raw, { route, group, method, path: upstreamTarget, authority, requestId, addRequestId: clientRequestId === undefined, clientIp: peerAddress(stream.session?.socket?.remoteAddress), hasBody });
   }
   proxyToH1Upstream(ctx, stream, headers, raw, { match, group, method, upstreamTarget, authority, requestId, addRequestId: clientRequestId === undefined, hasBody, declared });
