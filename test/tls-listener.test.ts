@@ -263,6 +263,41 @@ describe.each(RUNTIMES)('TLS listener (%s)', (_name, noNative) => {
   });
 });
 
+describe.each(RUNTIMES)('TLS session resumption across workers (%s)', (_name, noNative) => {
+  /** One TLS 1.3 connection that reads its response; resolves with whether it resumed and the first ticket it was given. */
+  function connect(port: number, session?: Buffer): Promise<{ reused: boolean; ticket: Buffer | undefined }> {
+    return new Promise((resolve, reject) => {
+      let ticket: Buffer | undefined;
+      let reused = false;
+      const socket = tls.connect({ host: '127.0.0.1', port, servername: 'a.test', ca: CA, session, minVersion: 'TLSv1.3' }, () => {
+        reused = socket.isSessionReused();
+        socket.write('GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n');
+      });
+      // TLS 1.3 tickets come after the handshake, with the first records.
+      socket.on('session', (s: Buffer) => (ticket ??= s));
+      socket.on('data', () => undefined);
+      socket.once('end', () => resolve({ reused, ticket }));
+      socket.once('error', reject);
+    });
+  }
+
+  test('a ticket from one worker resumes on every worker (the keys are shared)', async () => {
+    const proxy = await startProxy({ tls: TLS_CONFIG, thread_count: 2 }, noNative);
+    try {
+      const port = proxy.address().port;
+      const first = await connect(port);
+      expect(first.reused).toBe(false);
+      expect(first.ticket).toBeInstanceOf(Buffer);
+      // Connections one after another: both workers take some of them.
+      const resumed: boolean[] = [];
+      for (let i = 0; i < 12; i++) resumed.push((await connect(port, first.ticket)).reused);
+      expect(resumed).toEqual(Array(12).fill(true));
+    } finally {
+      await proxy.stop();
+    }
+  });
+});
+
 describe.each(RUNTIMES)('TLS ALPN without http2 in protocols (%s)', (_name, noNative) => {
   let proxy: Server;
   let port: number;

@@ -54,7 +54,11 @@ export class TlsAcceptor {
   /** Raw sockets in their handshake, to find the session when the TLS socket is ready. */
   private readonly handshaking = new WeakMap<net.Socket, TlsSession>();
 
-  constructor(private readonly log: Logger) {}
+  constructor(
+    private readonly log: Logger,
+    /** Shared by all workers (see WorkerData.ticketKeys). */
+    private readonly ticketKeys: Buffer,
+  ) {}
 
   /**
    * At start and on reload. `material`: the certificates the main thread read;
@@ -93,6 +97,7 @@ export class TlsAcceptor {
       // No protocol in common: the handshake fails (no_application_protocol), as RFC 7301 asks.
       ALPNCallback: ({ protocols }) => this.offer.find((p) => protocols.includes(p)),
       handshakeTimeout: config.connection_timeout_ms,
+      ticketKeys: this.ticketKeys,
     });
     server.on('secureConnection', (socket: TLSSocket) => {
       // The TLSSocket wraps the raw socket's own handle; Node keeps the raw socket as `_parent`.

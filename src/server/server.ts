@@ -8,6 +8,7 @@
  */
 import os from 'node:os';
 import { lookup } from 'node:dns/promises';
+import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { loadConfig } from '../config/validate';
 import type { ZproxyConfig } from '../config/types';
@@ -35,6 +36,8 @@ const RESTART_ONLY_KEYS = ['host', 'port', 'thread_count', 'backlog', 'max_conne
 
 /** Time the workers get to exit once drained. */
 const WORKER_EXIT_TIMEOUT_MS = 5000;
+/** Node's ticketKeys: 16 bytes of key name, 16 of HMAC secret, 16 of AES key. */
+const TICKET_KEYS_BYTES = 48;
 
 export class Server {
   state: ServerState = 'initialized';
@@ -48,6 +51,8 @@ export class Server {
   private pinned: boolean[] = [];
   /** Bumped on every reload; health verdicts carry it. */
   private generation = 0;
+  /** One set per server (kept across reloads, like nginx's): tickets from any worker resume on any other. */
+  private readonly ticketKeys = randomBytes(TICKET_KEYS_BYTES);
   private health: HealthMonitor | undefined;
   private stopping: Promise<void> | undefined;
 
@@ -100,6 +105,7 @@ export class Server {
         noNative: platform.kind === 'fallback',
         generation: this.generation,
         tls,
+        ticketKeys: this.ticketKeys,
       }))) as Array<{ pinned: boolean }>;
       this.pinned = ready.map((worker) => worker.pinned);
       await acceptor.open(this.request);

@@ -31,6 +31,8 @@ export interface WorkerData {
   generation: number;
   /** The listener's certificates as the main thread read them; null when TLS is off. */
   tls: TlsMaterial | null;
+  /** TLS session-ticket keys, the same in every worker: a session resumes whichever worker takes it. */
+  ticketKeys: Uint8Array;
 }
 
 /** Large enough for any request head within the default `max_header_bytes` in one read. */
@@ -49,7 +51,7 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
     trustedProxies: new TrustedProxies(data.config.trusted_proxies),
     upstreams: new Upstreams(data.config, data.generation, allocBuffer),
     h2Sessions: new H2Sessions(data.config.upstream_connect_timeout_ms),
-    tls: new TlsAcceptor(log),
+    tls: new TlsAcceptor(log, Buffer.from(data.ticketKeys)),
     log,
     readBuffer: allocBuffer(READ_BUFFER_BYTES),
     httpDate: new Date().toUTCString(),

@@ -439,7 +439,8 @@ export class Http1Session implements ProtocolSession, ClientSide {
     this.closing = true;
     const socket = this.conn.socket;
     if (rejected || this.requestKeepAlive || this.body !== null || this.buffered !== null) socket.end();
-    else if (socket.writableLength === 0) socket.destroy(); // all in the kernel: close() sends it, then FIN
+    // Plain TCP with nothing left in user space: close() sends it, then FIN. TLS ends properly (close_notify).
+    else if (socket.writableLength === 0 && this.conn.proto === 'http') socket.destroy();
     else socket.end(() => socket.destroy());
     this.conn.setClosing();
   }
