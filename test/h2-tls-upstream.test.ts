@@ -379,3 +379,25 @@ describe('gRPC through an h2:// upstream', () => {
     expect(err.details).toBe('no such luck');
   });
 });
+
+test('a reload applies a new upstream_connect_timeout_ms to HTTP/2 sessions opened after it', async () => {
+  const sockets = new Set<net.Socket>();
+  const silent = net.createServer((socket) => sockets.add(socket)); // accepts, never answers the ClientHello
+  const silentPort = await listen(silent);
+  const config = { routes: [{ path: '/', retries: 0, upstream: { targets: [{ url: `h2://localhost:${silentPort}` }], ca_file: CA_FILE } }] };
+  const proxy = await startProxy({ ...config, upstream_connect_timeout_ms: 20_000 }, false);
+  const client = http2.connect(`http://127.0.0.1:${proxy.address().port}`);
+  try {
+    await proxy.reload({ host: '127.0.0.1', port: proxy.address().port, admin: null, thread_count: 2, log_level: 'warn', ...config, upstream_connect_timeout_ms: 300 });
+    const started = Date.now();
+    const res = await h2Request(client, '/x');
+    expect(res.status).toBe(502);
+    expect(JSON.parse(res.body.toString()).error).toBe('upstream connection failed: ETIMEDOUT');
+    expect(Date.now() - started).toBeLessThan(5000);
+  } finally {
+    client.close();
+    await proxy.stop();
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => silent.close(resolve));
+  }
+});

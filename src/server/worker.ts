@@ -98,6 +98,7 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
       ctx.upstreams.load(config, message.generation as number);
       ctx.router = compileRoutes(config.routes);
       ctx.trustedProxies = new TrustedProxies(config.trusted_proxies);
+      ctx.h2Sessions.setConnectTimeout(config.upstream_connect_timeout_ms);
       // Absent: the main thread could not read the certificates; the running ones stay.
       ctx.tls.update(config, message.tls as TlsMaterial | null | undefined);
       ctx.config = config;

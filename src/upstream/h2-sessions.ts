@@ -47,7 +47,12 @@ export function connectHttp2(target: Target, tls: TlsPeerCheck | undefined): Cli
 export class H2Sessions {
   private readonly sessions = new Map<string, ClientHttp2Session>();
 
-  constructor(private readonly connectTimeoutMs: number) {}
+  constructor(private connectTimeoutMs: number) {}
+
+  /** A reload's `upstream_connect_timeout_ms`, for sessions opened from now on. */
+  setConnectTimeout(ms: number): void {
+    this.connectTimeoutMs = ms;
+  }
 
   /** The live session to `target` of `upstream`, connecting if there is none. */
   get(target: Target, upstream: UpstreamConfig): ClientHttp2Session {
