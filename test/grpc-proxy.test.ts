@@ -5,12 +5,11 @@
  * bidirectional, an error status (trailers-only), metadata both ways, and a
  * multi-megabyte message intact both ways.
  */
-import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { RUNTIMES, startProxy } from './helpers/server';
-import { Echo, LIMITS, sha, startEchoServer, type Message } from './helpers/grpc-echo';
+import { Echo, LIMITS, checkBidi, checkErrorStatus, checkUnary, startEchoServer, type Message } from './helpers/grpc-echo';
 import type { Server } from '../dist/index';
 
 const curl = (args: string[]) => promisify(execFile)('curl', args, { timeout: 10_000 });
@@ -31,15 +30,7 @@ describe.each(RUNTIMES)('gRPC through the proxy (%s)', (_name, noNative) => {
     upstream?.server.forceShutdown();
   });
 
-  test('unary with metadata, and a 5 MB message intact both ways', async () => {
-    const data = randomBytes(5 << 20);
-    const metadata = new grpc.Metadata();
-    metadata.set('x-client', 'jest');
-    const reply: Message = await new Promise((resolve, reject) => client.Unary({ text: 'hi', data }, metadata, (err: Error | null, res: Message) => (err ? reject(err) : resolve(res))));
-    expect(reply.text).toBe('hi|jest');
-    expect(reply.count).toBe(data.length);
-    expect(reply.data!.toString()).toBe(sha(data));
-  });
+  test('unary with metadata, and a 5 MB message intact both ways', () => checkUnary(client));
 
   test('an HTTP/1.1 request on the h2c:// route is answered 505 by zproxy (the gRPC server never sees it)', async () => {
     const { stdout } = await curl(['-sS', '-i', '--http1.1', `http://127.0.0.1:${proxy.address().port}/echo.Echo/Unary`]);
@@ -68,25 +59,7 @@ describe.each(RUNTIMES)('gRPC through the proxy (%s)', (_name, noNative) => {
     expect(reply.text).toBe(Array.from({ length: 20 }, (_, i) => `m${i}`).join(','));
   });
 
-  test('bidirectional streaming, with large messages', async () => {
-    const sent = Array.from({ length: 10 }, (_, i) => ({ text: `b${i}`, data: randomBytes(200_000) }));
-    const got: Message[] = [];
-    await new Promise<void>((resolve, reject) => {
-      const call = client.Bidi();
-      call.on('data', (m: Message) => got.push(m));
-      call.on('end', resolve);
-      call.on('error', reject);
-      for (const m of sent) call.write(m);
-      call.end();
-    });
-    expect(got.map((m) => m.text)).toEqual(sent.map((m) => m.text!.toUpperCase()));
-    expect(got.map((m) => sha(m.data!))).toEqual(sent.map((m) => sha(m.data)));
-  });
+  test('bidirectional streaming, with large messages', () => checkBidi(client));
 
-  test('an error status and its metadata reach the client (trailers-only response)', async () => {
-    const err: grpc.ServiceError = await new Promise((resolve) => client.Fail({ text: 'x' }, (e: grpc.ServiceError) => resolve(e)));
-    expect(err.code).toBe(grpc.status.FAILED_PRECONDITION);
-    expect(err.details).toBe('no such luck');
-    expect(err.metadata.get('x-reason')).toEqual(['asked-for-it']);
-  });
+  test('an error status and its metadata reach the client (trailers-only response)', () => checkErrorStatus(client));
 });

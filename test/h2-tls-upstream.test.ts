@@ -23,7 +23,7 @@ import { HealthChecker } from '../dist/upstream/health-check';
 import { Target } from '../dist/upstream/target';
 import { startProxy } from './helpers/server';
 import { errorBody, refusedPort, request } from './helpers/upstreams';
-import { Echo, LIMITS, sha, startEchoServer, type Message } from './helpers/grpc-echo';
+import { Echo, LIMITS, checkBidi, checkErrorStatus, checkUnary, sha, startEchoServer } from './helpers/grpc-echo';
 
 const FIXTURES = path.join(__dirname, 'fixtures', 'tls');
 const file = (name: string): string => path.join(FIXTURES, name);
@@ -348,36 +348,11 @@ describe('gRPC through an h2:// upstream', () => {
     upstream?.server.forceShutdown();
   });
 
-  test('unary with metadata, and a 5 MB message intact both ways', async () => {
-    const data = randomBytes(5 << 20);
-    const metadata = new grpc.Metadata();
-    metadata.set('x-client', 'jest');
-    const reply: Message = await new Promise((resolve, reject) => client.Unary({ text: 'hi', data }, metadata, (err: Error | null, res: Message) => (err ? reject(err) : resolve(res))));
-    expect(reply.text).toBe('hi|jest');
-    expect(reply.count).toBe(data.length);
-    expect(reply.data!.toString()).toBe(sha(data));
-  });
+  test('unary with metadata, and a 5 MB message intact both ways', () => checkUnary(client));
 
-  test('bidirectional streaming, with large messages', async () => {
-    const sent = Array.from({ length: 10 }, (_, i) => ({ text: `b${i}`, data: randomBytes(200_000) }));
-    const got: Message[] = [];
-    await new Promise<void>((resolve, reject) => {
-      const call = client.Bidi();
-      call.on('data', (m: Message) => got.push(m));
-      call.on('end', resolve);
-      call.on('error', reject);
-      for (const m of sent) call.write(m);
-      call.end();
-    });
-    expect(got.map((m) => m.text)).toEqual(sent.map((m) => m.text!.toUpperCase()));
-    expect(got.map((m) => sha(m.data!))).toEqual(sent.map((m) => sha(m.data)));
-  });
+  test('bidirectional streaming, with large messages', () => checkBidi(client));
 
-  test('an error status and its metadata reach the client (trailers-only response)', async () => {
-    const err: grpc.ServiceError = await new Promise((resolve) => client.Fail({ text: 'x' }, (e: grpc.ServiceError) => resolve(e)));
-    expect(err.code).toBe(grpc.status.FAILED_PRECONDITION);
-    expect(err.details).toBe('no such luck');
-  });
+  test('an error status and its metadata reach the client (trailers-only response)', () => checkErrorStatus(client));
 });
 
 test('a reload applies a new upstream_connect_timeout_ms to HTTP/2 sessions opened after it', async () => {

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { randomBytes } from 'node:crypto';
 
 export interface Message {
   text?: string;
@@ -50,4 +51,41 @@ export function startEchoServer(credentials: grpc.ServerCredentials): Promise<{ 
   return new Promise((resolve, reject) => {
     server.bindAsync('127.0.0.1:0', credentials, (err, port) => (err ? reject(err) : resolve({ server, port })));
   });
+}
+
+// The checks every gRPC-through-the-proxy suite makes, with an Echo client aimed at the proxy.
+
+/** Unary with metadata, and a 5 MB message intact both ways. */
+export async function checkUnary(client: any): Promise<void> {
+  const data = randomBytes(5 << 20);
+  const metadata = new grpc.Metadata();
+  metadata.set('x-client', 'jest');
+  const reply: Message = await new Promise((resolve, reject) => client.Unary({ text: 'hi', data }, metadata, (err: Error | null, res: Message) => (err ? reject(err) : resolve(res))));
+  expect(reply.text).toBe('hi|jest');
+  expect(reply.count).toBe(data.length);
+  expect(reply.data!.toString()).toBe(sha(data));
+}
+
+/** Bidirectional streaming with large messages, in order and intact. */
+export async function checkBidi(client: any): Promise<void> {
+  const sent = Array.from({ length: 10 }, (_, i) => ({ text: `b${i}`, data: randomBytes(200_000) }));
+  const got: Message[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const call = client.Bidi();
+    call.on('data', (m: Message) => got.push(m));
+    call.on('end', resolve);
+    call.on('error', reject);
+    for (const m of sent) call.write(m);
+    call.end();
+  });
+  expect(got.map((m) => m.text)).toEqual(sent.map((m) => m.text.toUpperCase()));
+  expect(got.map((m) => sha(m.data!))).toEqual(sent.map((m) => sha(m.data)));
+}
+
+/** An error status and its metadata reach the client (a trailers-only response). */
+export async function checkErrorStatus(client: any): Promise<void> {
+  const err: grpc.ServiceError = await new Promise((resolve) => client.Fail({ text: 'x' }, (e: grpc.ServiceError) => resolve(e)));
+  expect(err.code).toBe(grpc.status.FAILED_PRECONDITION);
+  expect(err.details).toBe('no such luck');
+  expect(err.metadata.get('x-reason')).toEqual(['asked-for-it']);
 }
