@@ -12,9 +12,6 @@ import type { ClientSide } from '../../proxy/proxy-exchange';
 import { errorBody, type ZproxyError } from '../../errors';
 import { h2ResponseHeaders, h2Trailers } from './translate';
 
-/** Body chunks up to this size are copied rather than relayed from the upstream connection's buffer. */
-const COPY_MAX_BYTES = 16 * 1024;
-
 export class H2ClientSide implements ClientSide {
   private decoder: ChunkedDecoder | null = null;
   private flushed: (() => void) | null = null;
@@ -52,13 +49,6 @@ export class H2ClientSide implements ClientSide {
 
   sendBody(buf: Buffer, start: number, end: number, onFlushed: () => void): number {
     if (!this.decoder) {
-      // HTTP/2 DATA always leaves later (nghttp2 pulls it): a small chunk for a
-      // client that keeps up is copied, so the upstream connection need not
-      // pause and resume for every response. Behind a slow client, relays pause as usual.
-      if (end - start <= COPY_MAX_BYTES && this.stream.writableLength === 0) {
-        this.stream.write(Buffer.from(buf.subarray(start, end)));
-        return 0;
-      }
       this.stream.write(buf.subarray(start, end), onFlushed);
       return 1;
     }
