@@ -8,10 +8,12 @@
         "native/accept_loop_binding.cc",
         "native/affinity.cc",
         "native/errors.cc",
+        "native/listen_socket.cc",
         "native/node_buffer.cc",
         "native/numa.cc",
         "native/splice_tunnel.cc",
-        "native/splice_tunnel_binding.cc"
+        "native/splice_tunnel_binding.cc",
+        "native/worker_listener.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

@@ -85,60 +85,11 @@ std::shared_ptr<AcceptLoop> AcceptLoop::Find(uint32_t id) {
 
 void AcceptLoop::Bind() {
   const std::string where = options_.host + ":" + std::to_string(options_.port);
-  sockaddr_storage storage;
-  std::memset(&storage, 0, sizeof storage);
-  socklen_t length = 0;
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&storage);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&storage);
-  if (inet_pton(AF_INET, options_.host.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(static_cast<uint16_t>(options_.port));
-    length = sizeof *v4;
-  } else if (inet_pton(AF_INET6, options_.host.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(static_cast<uint16_t>(options_.port));
-    length = sizeof *v6;
-    ipv6_ = true;
-  } else {
-    throw SystemError{EINVAL, "inet_pton", "(not a numeric IP address) " + where};
-  }
-
-  listenFd_ = socket(storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (listenFd_ < 0) throw SystemError{errno, "socket", where};
-  int one = 1;
-  int zero = 0;
-  if (setsockopt(listenFd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) {
-    throw SystemError{errno, "setsockopt", where};
-  }
-  if (ipv6_ && options_.host == "::" &&
-      setsockopt(listenFd_, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) != 0) {
-    throw SystemError{errno, "setsockopt", where};
-  }
-  // Accepted sockets inherit TCP_NODELAY from the listener on Linux.
-  if (setsockopt(listenFd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) {
-    throw SystemError{errno, "setsockopt", where};
-  }
-  if (bind(listenFd_, reinterpret_cast<sockaddr*>(&storage), length) != 0) {
-    throw SystemError{errno, "bind", where};
-  }
-  if (listen(listenFd_, options_.backlog) != 0) throw SystemError{errno, "listen", where};
-
-  sockaddr_storage bound;
-  socklen_t boundLength = sizeof bound;
-  if (getsockname(listenFd_, reinterpret_cast<sockaddr*>(&bound), &boundLength) != 0) {
-    throw SystemError{errno, "getsockname", where};
-  }
-  char text[INET6_ADDRSTRLEN] = {0};
-  if (bound.ss_family == AF_INET6) {
-    auto* b6 = reinterpret_cast<sockaddr_in6*>(&bound);
-    inet_ntop(AF_INET6, &b6->sin6_addr, text, sizeof text);
-    boundPort_ = ntohs(b6->sin6_port);
-  } else {
-    auto* b4 = reinterpret_cast<sockaddr_in*>(&bound);
-    inet_ntop(AF_INET, &b4->sin_addr, text, sizeof text);
-    boundPort_ = ntohs(b4->sin_port);
-  }
-  boundHost_ = text;
+  ListenSocket listener = OpenListenSocket(options_.host, options_.port, options_.backlog);
+  listenFd_ = listener.fd;
+  boundHost_ = listener.host;
+  boundPort_ = listener.port;
+  ipv6_ = listener.ipv6;
 
   wakeFd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wakeFd_ < 0) throw SystemError{errno, "eventfd", where};

@@ -37,6 +37,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "listen_socket.h"
+
 namespace zproxy {
 
 struct AcceptLoopOptions {
@@ -57,13 +59,6 @@ struct AcceptLoopStats {
   uint64_t closedEarly = 0;
   uint64_t resourceErrors = 0;
   uint64_t pausedFull = 0;
-};
-
-// A failed system call while creating or starting a loop.
-struct SystemError {
-  int err;
-  std::string syscall;
-  std::string detail;
 };
 
 class AcceptLoop;

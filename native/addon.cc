@@ -8,6 +8,7 @@
 #include "node_buffer.h"
 #include "numa.h"
 #include "splice_tunnel_binding.h"
+#include "worker_listener.h"
 
 namespace {
 
@@ -23,6 +24,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("nodeBufferStats", Napi::Function::New(env, zproxy::NodeBufferStats, "nodeBufferStats"));
   exports.Set("AcceptLoop", zproxy::InitAcceptLoop(env, data));
   exports.Set("attachWorker", Napi::Function::New(env, zproxy::AttachWorker, "attachWorker"));
+  exports.Set("WorkerListener", zproxy::InitWorkerListener(env));
   exports.Set("createTunnel", Napi::Function::New(env, zproxy::CreateTunnel, "createTunnel"));
   exports.Set("closeTunnel", Napi::Function::New(env, zproxy::CloseTunnel, "closeTunnel"));
   exports.Set("tunnelStats", Napi::Function::New(env, zproxy::TunnelStatsJs, "tunnelStats"));

@@ -3,17 +3,17 @@
  * never send anything, and request heads that arrive too slowly (slowloris)
  * are closed; a connection that keeps making requests is not.
  */
-import { RUNTIMES, connect, readResponse, startProxy, waitForClose } from './helpers/server';
+import { LISTENERS, connect, readResponse, startProxy, waitForClose } from './helpers/server';
 import type { Server } from '../dist/index';
 
 const TIMEOUT_MS = 400;
 
-describe.each(RUNTIMES)('connection timeouts (%s)', (_name, noNative) => {
+describe.each(LISTENERS)('connection timeouts (%s)', (_name, noNative, threads) => {
   let server: Server;
   let port: number;
 
   beforeAll(async () => {
-    server = await startProxy({ connection_timeout_ms: TIMEOUT_MS }, noNative);
+    server = await startProxy({ connection_timeout_ms: TIMEOUT_MS, thread_count: threads }, noNative);
     port = server.address().port;
   });
   afterAll(() => server.stop());

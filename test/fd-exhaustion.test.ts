@@ -7,7 +7,7 @@ import { writeFileSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type net from 'node:net';
-import { RUNTIMES, connect, get, listeningPort, startCli } from './helpers/server';
+import { LISTENERS, connect, get, listeningPort, startCli } from './helpers/server';
 
 const FD_LIMIT = 96;
 const FLOOD = 300;
@@ -19,11 +19,11 @@ function cpuTicks(pid: number): number {
   return Number(fields[11]) + Number(fields[12]);
 }
 
-describe.each(RUNTIMES)('file descriptor exhaustion (%s)', (_name, noNative) => {
+describe.each(LISTENERS)('file descriptor exhaustion (%s)', (_name, noNative, threads) => {
   test(`RLIMIT_NOFILE ${FD_LIMIT} and ${FLOOD} connections: keeps serving once the flood ends`, async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'zproxy-emfile-'));
     const file = path.join(dir, 'zproxy.json');
-    writeFileSync(file, JSON.stringify({ host: '127.0.0.1', port: 0, thread_count: 2, admin: null, backlog: 512, routes: [{ path: '/', respond: { status: 200, headers: {}, body: 'ok' } }] }));
+    writeFileSync(file, JSON.stringify({ host: '127.0.0.1', port: 0, thread_count: threads, admin: null, backlog: 512, routes: [{ path: '/', respond: { status: 200, headers: {}, body: 'ok' } }] }));
     const proxy = await startCli(['start', '--config', file], { ...(noNative ? { ZPROXY_NO_NATIVE: '1' } : {}), ZPROXY_LOG_LEVEL: 'info' }, ['prlimit', `--nofile=${FD_LIMIT}:${FD_LIMIT}`]);
     try {
       const port = listeningPort(proxy.output());

@@ -5,10 +5,10 @@
  */
 import type net from 'node:net';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
-import { RUNTIMES, connect, get, readResponse, startProxy } from './helpers/server';
+import { LISTENERS, connect, get, readResponse, startProxy } from './helpers/server';
 import type { Server } from '../dist/index';
 
-describe.each(RUNTIMES)('accepting connections (%s)', (_name, noNative) => {
+describe.each(LISTENERS)('accepting connections (%s)', (_name, noNative, threads) => {
   let server: Server | undefined;
   const sockets: net.Socket[] = [];
 
@@ -19,18 +19,23 @@ describe.each(RUNTIMES)('accepting connections (%s)', (_name, noNative) => {
   });
 
   test('reports which OS layer runs', async () => {
-    server = await startProxy({}, noNative);
+    server = await startProxy({ thread_count: threads }, noNative);
     expect(server.platform.kind).toBe(noNative ? 'fallback' : 'native');
   });
 
-  test('serves a direct response', async () => {
-    server = await startProxy({}, noNative);
-    const answer = await get(server.address().port);
+  test('serves a direct response, counted by the listener; stop frees the port', async () => {
+    server = await startProxy({ thread_count: threads }, noNative);
+    const { port } = server.address();
+    const answer = await get(port);
     expect(answer).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
     expect(answer).toMatch(/\r\n\r\nhello$/);
+    expect((await server.stats()).listener.accepted).toBe(1);
+    await server.stop();
+    server = undefined;
+    await expect(connect(port)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
   });
 
-  test('connections spread over 2 workers', async () => {
+  if (threads > 1) test('connections spread over 2 workers', async () => {
     server = await startProxy({ thread_count: 2 }, noNative);
     const { port } = server.address();
     // Held-open connections, each proven served, opened in waves so both workers get woken.
@@ -55,7 +60,7 @@ describe.each(RUNTIMES)('accepting connections (%s)', (_name, noNative) => {
   });
 
   test('max_connections 8 with 30 concurrent clients: at most 8 served at once, none hangs', async () => {
-    server = await startProxy({ thread_count: 2, max_connections: 8 }, noNative);
+    server = await startProxy({ thread_count: threads, max_connections: 8 }, noNative);
     const { port } = server.address();
     const clients = await Promise.all(Array.from({ length: 30 }, () => connect(port)));
     sockets.push(...clients);

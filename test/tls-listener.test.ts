@@ -15,7 +15,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { Server } from '../dist/index';
-import { RUNTIMES, startProxy, waitForClose } from './helpers/server';
+import { LISTENERS, RUNTIMES, startProxy, waitForClose } from './helpers/server';
 import { type RecordingUpstream, closeAll, header, startRecordingUpstream } from './helpers/upstreams';
 
 const FIXTURES = path.join(__dirname, 'fixtures', 'tls');
@@ -88,7 +88,7 @@ function curl(args: string[]): Promise<{ code: number; stdout: string; stderr: s
   });
 }
 
-describe.each(RUNTIMES)('TLS listener (%s)', (_name, noNative) => {
+describe.each(LISTENERS)('TLS listener (%s)', (_name, noNative, threads) => {
   let up: RecordingUpstream;
   let proxy: Server;
   let port: number;
@@ -102,6 +102,7 @@ describe.each(RUNTIMES)('TLS listener (%s)', (_name, noNative) => {
     });
     proxy = await startProxy(
       {
+        thread_count: threads,
         tls: TLS_CONFIG,
         connection_timeout_ms: 800,
         routes: [
@@ -211,7 +212,7 @@ describe.each(RUNTIMES)('TLS listener (%s)', (_name, noNative) => {
       ws.send(`proto=${req.headers['x-forwarded-proto']}`);
       ws.on('message', (data) => ws.send(data));
     });
-    const wsProxy = await startProxy({ tls: TLS_CONFIG, routes: [{ path: '/', upstream: `http://127.0.0.1:${(wss.address() as net.AddressInfo).port}` }] }, noNative);
+    const wsProxy = await startProxy({ thread_count: threads, tls: TLS_CONFIG, routes: [{ path: '/', upstream: `http://127.0.0.1:${(wss.address() as net.AddressInfo).port}` }] }, noNative);
     try {
       const client = new WebSocket(`wss://127.0.0.1:${wsProxy.address().port}/chat`, { ca: CA, servername: 'a.test', headers: { host: 'a.test' } } as WebSocket.ClientOptions & tls.ConnectionOptions);
       const messages: string[] = [];

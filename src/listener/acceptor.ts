@@ -1,12 +1,14 @@
 /**
  * The listener stage: how accepted connections reach the worker threads.
  *
- * Two implementations with one shape:
+ * Three implementations with one shape:
  * - native: the addon's epoll loop accepts on its own thread, peeks at the
  *   first bytes and hands each fd to the least-loaded worker;
+ * - worker listener (native, one worker): that worker's own event loop
+ *   accepts and peeks, with no thread in between;
  * - shared listener (pure TypeScript fallback): worker 0 listens, the others
- *   listen on the same socket, and the kernel picks who accepts.
- * Both enforce `max_connections` across all workers.
+ *   listen on duplicates of its socket, and the kernel picks who accepts.
+ * All enforce `max_connections` across all workers.
  */
 import type net from 'node:net';
 import type { AcceptLoopStats } from '../native/addon-types';
@@ -30,6 +32,7 @@ export interface ListenAddress {
 /** Sent to a worker (structured-cloneable) so it can receive its connections. */
 export type IntakeDescriptor =
   | { kind: 'native'; loopId: number }
+  | { kind: 'worker'; host: string; port: number; backlog: number; maxConnections: number; firstByteTimeoutMs: number }
   | { kind: 'shared'; counters: SharedArrayBuffer; maxConnections: number; fdBudget: number; host: string; port: number; backlog: number };
 
 /** How the main thread asks a worker to do something and waits for the answer. */
@@ -37,12 +40,12 @@ export type WorkerRequest = (index: number, message: { type: string; [key: strin
 
 /** Main-thread side. */
 export interface Acceptor {
-  readonly kind: 'native' | 'shared';
+  readonly kind: 'native' | 'worker' | 'shared';
   readonly intake: IntakeDescriptor;
   /** Starts accepting once every worker has attached its intake. */
   open(request: WorkerRequest): Promise<void>;
   address(): ListenAddress;
-  stats(): AcceptLoopStats;
+  stats(request: WorkerRequest): Promise<AcceptLoopStats>;
   /** Stops accepting and frees the listening socket. */
   close(request: WorkerRequest): Promise<void>;
 }
@@ -56,7 +59,7 @@ export type IncomingConnection =
 export interface Intake {
   /** The connection handed over earlier has ended; frees its slot. */
   release(): void;
-  /** Answers the main thread's listener requests (shared listener only). */
+  /** Answers the main thread's listener requests (worker and shared listeners). */
   handle(message: { type: string; [key: string]: unknown }): Promise<unknown>;
   /** Stops receiving. */
   close(): void;

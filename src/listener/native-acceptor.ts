@@ -7,7 +7,7 @@ import type { RawAddon, RawAcceptLoop, RawWorkerAttachment } from '../native/add
 import type { Acceptor, IncomingConnection, Intake, ListenOptions } from './acceptor';
 
 /** Enough bytes to tell the HTTP/2 preface from anything else. */
-const PEEK_BYTES = 24;
+export const PEEK_BYTES = 24;
 /** Deliveries queued per worker before the acceptor tries another worker. */
 const QUEUE_SIZE = 256;
 
@@ -29,7 +29,7 @@ export function createNativeAcceptor(addon: RawAddon, options: ListenOptions): A
       loop.start();
     },
     address: () => loop.address(),
-    stats: () => loop.stats(),
+    stats: async () => loop.stats(),
     async close() {
       loop.stop();
     },

@@ -74,7 +74,7 @@ export function createSharedListenerAcceptor(options: ListenOptions): Acceptor {
       if (!bound) throw new Error('the listener is not open');
       return bound;
     },
-    stats: (): AcceptLoopStats => ({
+    stats: async (): Promise<AcceptLoopStats> => ({
       active: Array.from(view.subarray(PER_WORKER)),
       pending: Atomics.load(view, WAITING),
       accepted: Atomics.load(view, ACCEPTED),

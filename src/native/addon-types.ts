@@ -73,6 +73,31 @@ export interface RawAcceptLoop {
   stats(): AcceptLoopStats;
 }
 
+export interface WorkerListenerOptions {
+  host: string;
+  port: number;
+  backlog: number;
+  /** 0 = no limit. */
+  maxConnections: number;
+  peekBytes: number;
+  /** A connection whose first bytes do not come within this is closed before JS sees it. */
+  firstByteTimeoutMs: number;
+}
+
+/**
+ * A listening socket served from the creating thread's own event loop (one
+ * worker: no accept thread, no hand-off). `onConnection` gets each accepted
+ * fd with its first bytes peeked, as the accept loop delivers them.
+ */
+export interface RawWorkerListener {
+  address(): { address: string; family: 'IPv4' | 'IPv6'; port: number };
+  stats(): AcceptLoopStats;
+  /** One delivered connection has ended. */
+  release(): void;
+  /** Stops accepting and closes the socket. Idempotent; also done at the thread's teardown. */
+  close(): void;
+}
+
 export interface RawWorkerAttachment {
   /** One handed-off connection has ended (thread-safe, cheap). */
   release(): void;
@@ -132,6 +157,8 @@ export interface RawAddon {
    * underlying thread-safe function is unref'd, so it never keeps the worker alive.
    */
   attachWorker(loopId: number, index: number, onConnection: ConnectionCallback): RawWorkerAttachment;
+  /** Binds and listens on the calling (worker) thread; throws like AcceptLoop. Absent in builds older than it. */
+  WorkerListener?: new (options: WorkerListenerOptions, onConnection: ConnectionCallback) => RawWorkerListener;
 
   /**
    * Joins two connected stream sockets in the kernel: a process-wide native

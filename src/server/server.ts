@@ -16,6 +16,8 @@ import { selectPlatform, type Platform } from '../native/platform';
 import { createLogger, type Logger } from '../util/log';
 import { createNativeAcceptor } from '../listener/native-acceptor';
 import { createSharedListenerAcceptor } from '../listener/shared-listener';
+import { createWorkerListenerAcceptor, useWorkerListener } from '../listener/worker-listener';
+import type { AcceptLoopStats } from '../native/addon-types';
 import type { Acceptor, ListenAddress, ListenOptions, WorkerRequest } from '../listener/acceptor';
 import { ThreadPool } from './thread-pool';
 import { planPlacement, formatCpuList, type Placement } from './placement';
@@ -94,7 +96,11 @@ export class Server {
         workers: this.threadCount,
         firstByteTimeoutMs: config.connection_timeout_ms,
       };
-      this.acceptor = platform.addon ? createNativeAcceptor(platform.addon, listen) : createSharedListenerAcceptor(listen);
+      this.acceptor = useWorkerListener(platform.addon, this.threadCount)
+        ? createWorkerListenerAcceptor(listen)
+        : platform.addon
+          ? createNativeAcceptor(platform.addon, listen)
+          : createSharedListenerAcceptor(listen);
       this.pool = new ThreadPool(this.threadCount, log);
       const acceptor = this.acceptor;
       const ready = (await this.pool.start((index): WorkerData => ({
@@ -136,9 +142,9 @@ export class Server {
   }
 
   /** Per-worker figures and the listener's counters. */
-  async stats(): Promise<{ listener: ReturnType<Acceptor['stats']>; workers: unknown[] }> {
+  async stats(): Promise<{ listener: AcceptLoopStats; workers: unknown[] }> {
     if (!this.acceptor || !this.pool) throw new Error('the server is not started');
-    return { listener: this.acceptor.stats(), workers: await this.pool.broadcast({ type: 'stats' }) };
+    return { listener: await this.acceptor.stats(this.request), workers: await this.pool.broadcast({ type: 'stats' }) };
   }
 
   /**

@@ -10,6 +10,7 @@ import { compileRoutes } from '../router/compile';
 import { ConnectionSet } from '../listener/connection';
 import { attachNativeIntake } from '../listener/native-acceptor';
 import { attachSharedListenerIntake } from '../listener/shared-listener';
+import { attachWorkerListenerIntake } from '../listener/worker-listener';
 import type { IncomingConnection, IntakeDescriptor, Intake } from '../listener/acceptor';
 import type { ZproxyConfig } from '../config/types';
 import type { Placement } from './placement';
@@ -81,12 +82,17 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
       if (!platform.addon) throw new Error('native intake without the addon');
       return attachNativeIntake(platform.addon, descriptor.loopId, index, deliver);
     }
+    if (descriptor.kind === 'worker') {
+      if (!platform.addon) throw new Error('worker listener without the addon');
+      return attachWorkerListenerIntake(platform.addon, descriptor, deliver);
+    }
     return attachSharedListenerIntake(descriptor, index, deliver);
   }
 
   const requests: Record<string, (message: Record<string, unknown>) => Promise<unknown> | unknown> = {
     listen: (message) => intake!.handle(message as { type: string }),
     unlisten: (message) => intake!.handle(message as { type: string }),
+    'listener-stats': (message) => intake!.handle(message as { type: string }),
     drain: () =>
       new Promise<void>((resolve) => {
         ctx.draining = true;

@@ -16,6 +16,17 @@ export const RUNTIMES: Array<[string, boolean]> = [
   ['TypeScript fallback', true],
 ];
 
+/**
+ * The listener stage's three implementations, for the tests of accepting,
+ * limits and timeouts: the addon's accept loop (several workers), the
+ * addon's worker listener (one worker) and the fallback. [name, noNative, thread_count].
+ */
+export const LISTENERS: Array<[string, boolean, number]> = [
+  ['native accept loop, 2 workers', false, 2],
+  ['native worker listener, 1 worker', false, 1],
+  ['TypeScript fallback, 2 workers', true, 2],
+];
+
 export const welcomeRoute = { path: '/', respond: { status: 200, headers: { 'content-type': 'text/plain' }, body: 'hello' } };
 
 export async function startProxy(config: Record<string, unknown>, noNative: boolean): Promise<Server> {
