@@ -396,7 +396,7 @@ void AcceptLoop::AcceptBatch() {
     // The first bytes often arrive with the handshake's last ACK: peek at once
     // and skip the epoll round trip when they are already there.
     std::string first;
-    ssize_t n = PeekFirstBytes(fd, &first);
+    ssize_t n = PeekInto(fd, &first);
     if (n > 0) {
       Dispatch(Held{fd, true, std::move(first)}, false);
       continue;
@@ -420,18 +420,10 @@ void AcceptLoop::AcceptBatch() {
 }
 
 void AcceptLoop::OnAcceptError(int err) {
-  bool resource = err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
-  if (resource) resourceErrors_.fetch_add(1);
-  if ((err == EMFILE || err == ENFILE) && reserveFd_ >= 0) {
-    // Free one descriptor to take the oldest client out of the backlog and
-    // close it, instead of leaving it waiting for an fd that may never come.
-    CloseFd(reserveFd_);
-    int fd = accept4(listenFd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd >= 0) {
-      accepted_.fetch_add(1);
-      CloseEarly(fd, false);
-    }
-    reserveFd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (IsResourceError(err)) resourceErrors_.fetch_add(1);
+  if ((err == EMFILE || err == ENFILE) && ShedOneClient(listenFd_, &reserveFd_)) {
+    accepted_.fetch_add(1);
+    closedEarly_.fetch_add(1);
   }
   // Level-triggered epoll would report the listener again at once: stop
   // listening to it for a while (or until a connection is released).
@@ -440,12 +432,9 @@ void AcceptLoop::OnAcceptError(int err) {
 
 // recv(MSG_PEEK) of up to peekBytes into *buffer, resized to what came;
 // -1 with errno set when nothing could be read.
-ssize_t AcceptLoop::PeekFirstBytes(int fd, std::string* buffer) const {
+ssize_t AcceptLoop::PeekInto(int fd, std::string* buffer) const {
   buffer->assign(options_.peekBytes, '\0');
-  ssize_t n;
-  do {
-    n = recv(fd, &(*buffer)[0], buffer->size(), MSG_PEEK);
-  } while (n < 0 && errno == EINTR);
+  ssize_t n = PeekFirstBytes(fd, &(*buffer)[0], buffer->size());
   if (n > 0) buffer->resize(static_cast<size_t>(n));
   return n;
 }
@@ -454,7 +443,7 @@ void AcceptLoop::OnPeekReady(int fd, uint32_t events) {
   auto it = peekIndex_.find(fd);
   if (it == peekIndex_.end()) return;
   std::string buffer;
-  ssize_t n = PeekFirstBytes(fd, &buffer);
+  ssize_t n = PeekInto(fd, &buffer);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
       (events & (EPOLLERR | EPOLLHUP)) == 0) {
     return;  // spurious wake-up: keep waiting for the first bytes

@@ -149,7 +149,7 @@ class AcceptLoop : public std::enable_shared_from_this<AcceptLoop> {
   void AcceptBatch();
   void OnAcceptError(int err);
   void OnPeekReady(int fd, uint32_t events);
-  ssize_t PeekFirstBytes(int fd, std::string* buffer) const;
+  ssize_t PeekInto(int fd, std::string* buffer) const;
   void ExpirePeeks(int64_t now);
   void Dispatch(Held held, bool fromPending);
   void RetryHeld();

@@ -1,6 +1,7 @@
 #include "listen_socket.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -82,6 +83,25 @@ ListenSocket OpenListenSocket(const std::string& host, int port, int backlog) {
   result.fd = guard.fd;
   guard.fd = -1;
   return result;
+}
+
+bool IsResourceError(int err) { return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM; }
+
+bool ShedOneClient(int listenFd, int* reserveFd) {
+  if (*reserveFd < 0) return false;
+  close(*reserveFd);
+  int fd = accept4(listenFd, nullptr, nullptr, SOCK_CLOEXEC);
+  if (fd >= 0) close(fd);
+  *reserveFd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  return fd >= 0;
+}
+
+ssize_t PeekFirstBytes(int fd, char* into, size_t size) {
+  ssize_t n;
+  do {
+    n = recv(fd, into, size, MSG_PEEK);
+  } while (n < 0 && errno == EINTR);
+  return n;
 }
 
 }  // namespace zproxy

@@ -175,16 +175,13 @@ class WorkerListener : public Napi::ObjectWrap<WorkerListener> {
       int fd = accept4(socket_.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) return BackOff(errno);
+        if (IsResourceError(errno)) return BackOff(errno);
         continue;  // that client is gone (ECONNABORTED, EPROTO, ...); the next one may be fine
       }
       accepted_++;
       active_++;
       char peeked[kMaxPeekBytes];
-      ssize_t n;
-      do {
-        n = recv(fd, peeked, peekBytes_, MSG_PEEK);
-      } while (n < 0 && errno == EINTR);
+      ssize_t n = PeekFirstBytes(fd, peeked, peekBytes_);
       if (n > 0) {
         Deliver(env, fd, Napi::Buffer<char>::Copy(env, peeked, static_cast<size_t>(n)));
       } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -227,10 +224,7 @@ class WorkerListener : public Napi::ObjectWrap<WorkerListener> {
 
   void FirstBytesReady(Waiting* waiting) {
     char peeked[kMaxPeekBytes];
-    ssize_t n;
-    do {
-      n = recv(waiting->fd, peeked, peekBytes_, MSG_PEEK);
-    } while (n < 0 && errno == EINTR);
+    ssize_t n = PeekFirstBytes(waiting->fd, peeked, peekBytes_);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // spurious: keep waiting
     int fd = waiting->fd;
     StopWaiting(waiting);  // the poll leaves the loop before JS makes its own handle on the fd
@@ -274,17 +268,9 @@ class WorkerListener : public Napi::ObjectWrap<WorkerListener> {
 
   void BackOff(int err) {
     resourceErrors_++;
-    if ((err == EMFILE || err == ENFILE) && reserveFd_ >= 0) {
-      // Free one descriptor to take the oldest client out of the backlog and
-      // close it, instead of leaving it waiting for an fd that may never come.
-      close(reserveFd_);
-      int fd = accept4(socket_.fd, nullptr, nullptr, SOCK_CLOEXEC);
-      if (fd >= 0) {
-        accepted_++;
-        closedEarly_++;
-        close(fd);
-      }
-      reserveFd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if ((err == EMFILE || err == ENFILE) && ShedOneClient(socket_.fd, &reserveFd_)) {
+      accepted_++;
+      closedEarly_++;
     }
     StopPolling();
     backingOff_ = true;
