@@ -35,6 +35,15 @@ describe.each(LISTENERS)('accepting connections (%s)', (_name, noNative, threads
     await expect(connect(port)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
   });
 
+  test('listens on IPv6 loopback too', async () => {
+    server = await startProxy({ thread_count: threads, host: '::1' }, noNative);
+    expect(server.address()).toMatchObject({ address: '::1', family: 'IPv6' });
+    const socket = await connect(server.address().port, '::1');
+    sockets.push(socket);
+    socket.write('GET / HTTP/1.1\r\nHost: t\r\n\r\n');
+    expect((await readResponse(socket)).status).toBe(200);
+  });
+
   if (threads > 1) test('connections spread over 2 workers', async () => {
     server = await startProxy({ thread_count: 2 }, noNative);
     const { port } = server.address();
