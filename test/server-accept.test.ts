@@ -18,9 +18,10 @@ describe.each(LISTENERS)('accepting connections (%s)', (_name, noNative, threads
     server = undefined;
   });
 
-  test('reports which OS layer runs', async () => {
+  test('reports which OS layer and which listener run', async () => {
     server = await startProxy({ thread_count: threads }, noNative);
     expect(server.platform.kind).toBe(noNative ? 'fallback' : 'native');
+    expect(server.listenerKind()).toBe(noNative ? 'shared' : threads === 1 ? 'worker' : 'native');
   });
 
   test('serves a direct response, counted by the listener; stop frees the port', async () => {

@@ -137,6 +137,12 @@ export class Server {
     return this.acceptor.address();
   }
 
+  /** Which listener accepts: the native accept loop, the one-worker native listener, or the fallback's shared socket. */
+  listenerKind(): Acceptor['kind'] {
+    if (!this.acceptor) throw new Error('the server is not started');
+    return this.acceptor.kind;
+  }
+
   adminAddress(): ListenAddress | undefined {
     return this.adminBound;
   }
@@ -217,7 +223,7 @@ export class Server {
     );
     const admin = this.adminBound ? ` admin http://${hostForUrl(this.adminBound.address)}:${this.adminBound.port}` : '';
     this.log.info(
-      { address, port, threads: this.threadCount, numa: { source: topologySource, layout }, admin: this.adminBound ?? null },
+      { address, port, threads: this.threadCount, listener: this.listenerKind(), numa: { source: topologySource, layout }, admin: this.adminBound ?? null },
       `listening on ${hostForUrl(address)}:${port} with ${this.threadCount} threads, NUMA ${topologySource}: ${layout.join('; ')}${admin}`,
     );
   }
