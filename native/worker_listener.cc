@@ -34,8 +34,6 @@ double NumberOption(const Napi::Object& options, const char* name) {
 void FreePoll(uv_handle_t* handle) { delete reinterpret_cast<uv_poll_t*>(handle); }
 void FreeTimer(uv_handle_t* handle) { delete reinterpret_cast<uv_timer_t*>(handle); }
 
-uint64_t NowMs(uv_loop_t* loop) { return uv_now(loop); }
-
 class WorkerListener;
 
 // An accepted connection whose first bytes have not arrived yet.
@@ -207,7 +205,7 @@ class WorkerListener : public Napi::ObjectWrap<WorkerListener> {
       delete poll;
       return CloseEarly(fd);
     }
-    waiting_.push_back(Waiting{this, fd, NowMs(loop_) + firstByteTimeoutMs_, poll});
+    waiting_.push_back(Waiting{this, fd, uv_now(loop_) + firstByteTimeoutMs_, poll});
     poll->data = &waiting_.back();
     uv_poll_start(poll, UV_READABLE | UV_DISCONNECT, OnFirstBytes);
     if (!uv_is_active(reinterpret_cast<uv_handle_t*>(expiryTimer_))) {
@@ -243,7 +241,7 @@ class WorkerListener : public Napi::ObjectWrap<WorkerListener> {
 
   static void OnExpiryCheck(uv_timer_t* handle) {
     auto* self = static_cast<WorkerListener*>(handle->data);
-    const uint64_t now = NowMs(self->loop_);
+    const uint64_t now = uv_now(self->loop_);
     std::vector<Waiting*> expired;
     for (Waiting& w : self->waiting_) {
       if (w.deadlineMs <= now) expired.push_back(&w);

@@ -8,27 +8,22 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
-import { RUNTIMES, startProxy } from './helpers/server';
-import { Echo, LIMITS, checkBidi, checkErrorStatus, checkUnary, startEchoServer, type Message } from './helpers/grpc-echo';
+import { RUNTIMES } from './helpers/server';
+import { checkBidi, checkErrorStatus, checkUnary, startGrpcThroughProxy, type GrpcThroughProxy, type Message } from './helpers/grpc-echo';
 import type { Server } from '../dist/index';
 
 const curl = (args: string[]) => promisify(execFile)('curl', args, { timeout: 10_000 });
 
 describe.each(RUNTIMES)('gRPC through the proxy (%s)', (_name, noNative) => {
-  let upstream: { server: grpc.Server; port: number };
+  let setup: GrpcThroughProxy;
   let proxy: Server;
   let client: any;
 
   beforeAll(async () => {
-    upstream = await startEchoServer(grpc.ServerCredentials.createInsecure());
-    proxy = await startProxy({ routes: [{ path: '/', upstream: `h2c://127.0.0.1:${upstream.port}` }] }, noNative);
-    client = new Echo(`127.0.0.1:${proxy.address().port}`, grpc.credentials.createInsecure(), LIMITS);
+    setup = await startGrpcThroughProxy(grpc.ServerCredentials.createInsecure(), (port) => `h2c://127.0.0.1:${port}`, noNative);
+    ({ proxy, client } = setup);
   });
-  afterAll(async () => {
-    client?.close();
-    await proxy?.stop();
-    upstream?.server.forceShutdown();
-  });
+  afterAll(() => setup?.stop());
 
   test('unary with metadata, and a 5 MB message intact both ways', () => checkUnary(client));
 

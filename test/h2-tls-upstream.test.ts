@@ -23,7 +23,7 @@ import { HealthChecker } from '../dist/upstream/health-check';
 import { Target } from '../dist/upstream/target';
 import { startProxy } from './helpers/server';
 import { errorBody, refusedPort, request } from './helpers/upstreams';
-import { Echo, LIMITS, checkBidi, checkErrorStatus, checkUnary, sha, startEchoServer } from './helpers/grpc-echo';
+import { checkBidi, checkErrorStatus, checkUnary, sha, startGrpcThroughProxy, type GrpcThroughProxy } from './helpers/grpc-echo';
 
 const FIXTURES = path.join(__dirname, 'fixtures', 'tls');
 const file = (name: string): string => path.join(FIXTURES, name);
@@ -333,20 +333,15 @@ describe('active health checks of h2:// targets', () => {
 });
 
 describe('gRPC through an h2:// upstream', () => {
-  let upstream: { server: grpc.Server; port: number };
-  let proxy: Server;
+  let setup: GrpcThroughProxy;
   let client: any;
 
   beforeAll(async () => {
-    upstream = await startEchoServer(grpc.ServerCredentials.createSsl(null, [{ cert_chain: CERT, private_key: KEY }]));
-    proxy = await startProxy({ routes: [{ path: '/', upstream: { targets: [{ url: `h2://localhost:${upstream.port}` }], ca_file: CA_FILE } }] }, false);
-    client = new Echo(`127.0.0.1:${proxy.address().port}`, grpc.credentials.createInsecure(), LIMITS);
+    const credentials = grpc.ServerCredentials.createSsl(null, [{ cert_chain: CERT, private_key: KEY }]);
+    setup = await startGrpcThroughProxy(credentials, (port) => ({ targets: [{ url: `h2://localhost:${port}` }], ca_file: CA_FILE }), false);
+    client = setup.client;
   });
-  afterAll(async () => {
-    client?.close();
-    await proxy?.stop();
-    upstream?.server.forceShutdown();
-  });
+  afterAll(() => setup?.stop());
 
   test('unary with metadata, and a 5 MB message intact both ways', () => checkUnary(client));
 

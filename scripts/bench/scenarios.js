@@ -53,45 +53,30 @@ const SCENARIOS = {
     cpuUnit: 'req',
     rateUnit: 'req/s',
   }),
-  d: {
+  d: moreSmallGet({
     title: 'h2c 13-byte GET, h2load -c16 -m10',
-    backend: 'nginx',
     frontend: 'h2c',
-    table: 'more',
     needs: ['h2load', 'nginx'],
-    path: '/small',
-    probe: { status: 200, bytes: 13 },
     load: { tool: 'h2load', args: ['-c16', '-m10'] },
     cpuUnit: 'req',
     rateUnit: 'req/s',
-    proxies: { supported: NO_BASELINE, defaults: ['nginx', 'haproxy', 'zproxy1', 'zproxyN'] },
-  },
-  e: {
+  }),
+  e: moreSmallGet({
     title: 'TLS 1.2 full handshake per request, wrk -c32',
-    backend: 'nginx',
     frontend: 'tls',
-    table: 'more',
     needs: ['wrk', 'nginx', 'openssl'],
-    path: '/small',
-    probe: { status: 200, bytes: 13 },
     load: { tool: 'wrk', args: ['-t1', '-c32', '-H', 'Connection: close'], fullHandshakes: true },
     cpuUnit: 'handshake',
     rateUnit: 'handshakes/s',
-    proxies: { supported: NO_BASELINE, defaults: ['nginx', 'haproxy', 'zproxy1', 'zproxyN'] },
-  },
-  f: {
+  }),
+  f: moreSmallGet({
     title: 'TLS 1.3 13-byte GET, keep-alive, wrk -c64',
-    backend: 'nginx',
     frontend: 'tls',
-    table: 'more',
     needs: ['wrk', 'nginx', 'openssl'],
-    path: '/small',
-    probe: { status: 200, bytes: 13 },
     load: { tool: 'wrk', args: ['-t1', '-c64'] },
     cpuUnit: 'req',
     rateUnit: 'req/s',
-    proxies: { supported: NO_BASELINE, defaults: ['nginx', 'haproxy', 'zproxy1', 'zproxyN'] },
-  },
+  }),
   g: webSocketScenario({
     title: 'WebSocket 1 KiB echo, 32 conns × 1 in flight',
     load: { tool: 'websocket', mode: 'echo', connections: 32, size: 1024 },
@@ -105,6 +90,23 @@ const SCENARIOS = {
     rateUnit: 'MiB/s',
   }),
 };
+
+/** The HTTP/2 and TLS scenarios: the 13-byte GET from the nginx backend, without the node:http baseline. */
+function moreSmallGet({ title, frontend, needs, load, cpuUnit, rateUnit }) {
+  return {
+    title,
+    backend: 'nginx',
+    frontend,
+    table: 'more',
+    needs,
+    path: '/small',
+    probe: { status: 200, bytes: 13 },
+    load,
+    cpuUnit,
+    rateUnit,
+    proxies: { supported: NO_BASELINE, defaults: ['nginx', 'haproxy', 'zproxy1', 'zproxyN'] },
+  };
+}
 
 /** The WebSocket scenarios: the echo backend behind each proxy, splice and JS tunnel side by side. */
 function webSocketScenario({ title, load, cpuUnit, rateUnit }) {

@@ -19,17 +19,21 @@ export function duplicateListeningSocket(fd: number): Promise<object> {
       stdio: ['ignore', 'ignore', 'inherit', 'ipc', fd],
       execArgv: [],
     });
+    let settled = false;
     const timer = setTimeout(() => fail(new Error('fd duplication helper timed out')), HELPER_TIMEOUT_MS);
     function fail(err: Error): void {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       child.kill();
       reject(err);
     }
     child.once('message', (_message, handle) => {
+      if (!handle) return fail(new Error('fd duplication helper sent no socket'));
+      settled = true;
       clearTimeout(timer);
       child.disconnect();
-      if (handle) resolve(handle);
-      else reject(new Error('fd duplication helper sent no socket'));
+      resolve(handle);
     });
     child.once('error', fail);
     child.once('exit', (code) => fail(new Error(`fd duplication helper exited with ${code} before sending the socket`)));

@@ -41,6 +41,12 @@ const WORKER_EXIT_TIMEOUT_MS = 5000;
 /** Node's ticketKeys: 16 bytes of key name, 16 of HMAC secret, 16 of AES key. */
 const TICKET_KEYS_BYTES = 48;
 
+/** The native accept loop; with one worker, that worker's own listener; without the addon, the shared socket. */
+function createAcceptor(platform: Platform, listen: ListenOptions): Acceptor {
+  if (useWorkerListener(platform.addon, listen.workers)) return createWorkerListenerAcceptor(listen);
+  return platform.addon ? createNativeAcceptor(platform.addon, listen) : createSharedListenerAcceptor(listen);
+}
+
 export class Server {
   state: ServerState = 'initialized';
   readonly log: Logger;
@@ -96,11 +102,7 @@ export class Server {
         workers: this.threadCount,
         firstByteTimeoutMs: config.connection_timeout_ms,
       };
-      this.acceptor = useWorkerListener(platform.addon, this.threadCount)
-        ? createWorkerListenerAcceptor(listen)
-        : platform.addon
-          ? createNativeAcceptor(platform.addon, listen)
-          : createSharedListenerAcceptor(listen);
+      this.acceptor = createAcceptor(platform, listen);
       this.pool = new ThreadPool(this.threadCount, log);
       const acceptor = this.acceptor;
       const ready = (await this.pool.start((index): WorkerData => ({

@@ -89,10 +89,12 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
     return attachSharedListenerIntake(descriptor, index, deliver);
   }
 
+  const toIntake = (message: Record<string, unknown>) => intake!.handle(message as { type: string });
   const requests: Record<string, (message: Record<string, unknown>) => Promise<unknown> | unknown> = {
-    listen: (message) => intake!.handle(message as { type: string }),
-    unlisten: (message) => intake!.handle(message as { type: string }),
-    'listener-stats': (message) => intake!.handle(message as { type: string }),
+    // The listener's own requests (worker and shared listeners).
+    listen: toIntake,
+    unlisten: toIntake,
+    'listener-stats': toIntake,
     drain: () =>
       new Promise<void>((resolve) => {
         ctx.draining = true;

@@ -8,6 +8,8 @@ import { createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { randomBytes } from 'node:crypto';
+import { startProxy } from './server';
+import type { Server } from '../../dist/index';
 
 export interface Message {
   text?: string;
@@ -51,6 +53,33 @@ export function startEchoServer(credentials: grpc.ServerCredentials): Promise<{ 
   return new Promise((resolve, reject) => {
     server.bindAsync('127.0.0.1:0', credentials, (err, port) => (err ? reject(err) : resolve({ server, port })));
   });
+}
+
+export interface GrpcThroughProxy {
+  proxy: Server;
+  /** An Echo client aimed at the proxy (cleartext HTTP/2). */
+  client: any;
+  stop(): Promise<void>;
+}
+
+/** An Echo server behind zproxy's catch-all route (`upstream(port)`: its upstream config) and a client for it. */
+export async function startGrpcThroughProxy(
+  credentials: grpc.ServerCredentials,
+  upstream: (port: number) => unknown,
+  noNative: boolean,
+): Promise<GrpcThroughProxy> {
+  const echo = await startEchoServer(credentials);
+  const proxy = await startProxy({ routes: [{ path: '/', upstream: upstream(echo.port) }] }, noNative);
+  const client = new Echo(`127.0.0.1:${proxy.address().port}`, grpc.credentials.createInsecure(), LIMITS);
+  return {
+    proxy,
+    client,
+    async stop() {
+      client.close();
+      await proxy.stop();
+      echo.server.forceShutdown();
+    },
+  };
 }
 
 // The checks every gRPC-through-the-proxy suite makes, with an Echo client aimed at the proxy.
