@@ -44,15 +44,16 @@ export function handleStream(ctx: WorkerContext, stream: ServerHttp2Stream, head
   if (route.respond) return respondDirect(stream, route.respond, method, hasBody);
   const group = ctx.upstreams.group(match.index)!;
   const upstreamTarget = upstreamPath(match, path, query);
+  const peer = peerAddress(stream.session?.socket?.remoteAddress);
   if (method === 'CONNECT' && headers[':protocol'] === 'websocket') {
     // The tunnel speaks HTTP/1.1 Upgrade upstream: refused here, so an HTTP/2 target is not blamed for it.
     if (group.http2) return respondError(stream, new NotImplementedError('WebSocket tunnels to HTTP/2 upstreams'), requestId);
-    return tunnelH2WebSocket(ctx, stream, headers, { group, path: upstreamTarget, authority, preserveHost: route.preserve_host, clientIp: peerAddress(stream.session?.socket?.remoteAddress), requestId });
+    return tunnelH2WebSocket(ctx, stream, headers, { group, path: upstreamTarget, authority, preserveHost: route.preserve_host, clientIp: peer, requestId });
   }
   if (group.http2) {
-    return proxyToH2Upstream(ctx, stream, raw, { route, group, method, path: upstreamTarget, authority, requestId, addRequestId: clientRequestId === undefined, clientIp: peerAddress(stream.session?.socket?.remoteAddress), hasBody });
+    return proxyToH2Upstream(ctx, stream, raw, { route, group, method, path: upstreamTarget, authority, requestId, addRequestId: clientRequestId === undefined, clientIp: peer, hasBody });
   }
-  proxyToH1Upstream(ctx, stream, headers, raw, { match, group, method, upstreamTarget, authority, requestId, addRequestId: clientRequestId === undefined, hasBody, declared });
+  proxyToH1Upstream(ctx, stream, headers, raw, { match, group, method, upstreamTarget, authority, peer, requestId, addRequestId: clientRequestId === undefined, hasBody, declared });
 }
 
 function respondDirect(stream: ServerHttp2Stream, respond: { status: number; headers: Record<string, string>; body: string }, method: string, hasBody: boolean): void {
@@ -75,6 +76,8 @@ interface H1ProxyOptions {
   method: string;
   upstreamTarget: string;
   authority: string;
+  /** The client's address (the HTTP/2 connection's peer). */
+  peer: string;
   requestId: string;
   addRequestId: boolean;
   hasBody: boolean;
@@ -86,9 +89,8 @@ function proxyToH1Upstream(ctx: WorkerContext, stream: ServerHttp2Stream, header
   const route = o.match.route;
   const chunked = o.hasBody && o.declared < 0;
   const hostFromTarget = !route.preserve_host || o.authority === '';
-  const peer = peerAddress(stream.session?.socket?.remoteAddress);
   const trusted = ctx.trustedProxies;
-  const clientIp = trusted.empty ? peer : trusted.clientAddress(peer, h2HeaderValue(headers, 'x-forwarded-for') ?? null);
+  const clientIp = trusted.empty ? o.peer : trusted.clientAddress(o.peer, h2HeaderValue(headers, 'x-forwarded-for') ?? null);
   const hashHeader = o.group.hashHeader;
   const client = new H2ClientSide(stream, o.requestId);
   const exchange = new ProxyExchange(client, ctx, route, o.group, {
@@ -98,7 +100,7 @@ function proxyToH1Upstream(ctx: WorkerContext, stream: ServerHttp2Stream, header
       path: o.upstreamTarget,
       authority: o.authority,
       hostFromTarget,
-      clientIp: peer,
+      clientIp: o.peer,
       proto: stream.session?.encrypted ? 'https' : 'http',
       requestId: o.requestId,
       addRequestId: o.addRequestId,
