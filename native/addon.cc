@@ -26,6 +26,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("attachWorker", Napi::Function::New(env, zproxy::AttachWorker, "attachWorker"));
   exports.Set("WorkerListener", zproxy::InitWorkerListener(env));
   exports.Set("createTunnel", Napi::Function::New(env, zproxy::CreateTunnel, "createTunnel"));
+  exports.Set("spliceBody", Napi::Function::New(env, zproxy::SpliceBody, "spliceBody"));
   exports.Set("closeTunnel", Napi::Function::New(env, zproxy::CloseTunnel, "closeTunnel"));
   exports.Set("tunnelStats", Napi::Function::New(env, zproxy::TunnelStatsJs, "tunnelStats"));
   return exports;

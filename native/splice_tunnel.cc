@@ -48,6 +48,24 @@ TunnelReactor& TunnelReactor::Get() {
 // ---------------------------------------------------------------------------
 // JS threads
 
+namespace {
+
+// A non-blocking, close-on-exec dup of the caller's fd (the caller keeps its own).
+int DupNonBlocking(int fd) {
+  int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (dup < 0) return -1;
+  int flags = fcntl(dup, F_GETFL);
+  if (flags < 0 || fcntl(dup, F_SETFL, flags | O_NONBLOCK) != 0) {
+    int err = errno;
+    close(dup);
+    errno = err;
+    return -1;
+  }
+  return dup;
+}
+
+}  // namespace
+
 void TunnelReactor::Create(uint64_t id, int fdA, int fdB, uint32_t idleTimeoutMs, std::string toB,
                            std::string toA, napi_threadsafe_function tsfn) {
   auto t = std::make_unique<Tunnel>();
@@ -65,29 +83,49 @@ void TunnelReactor::Create(uint64_t id, int fdA, int fdB, uint32_t idleTimeoutMs
     CloseFd(pipeBA[1]);
     throw SystemError{err, syscall, "(createTunnel)"};
   };
-  t->fdA = fcntl(fdA, F_DUPFD_CLOEXEC, 0);
-  if (t->fdA < 0) fail("dup");
-  t->fdB = fcntl(fdB, F_DUPFD_CLOEXEC, 0);
-  if (t->fdB < 0) fail("dup");
-  for (int fd : {t->fdA, t->fdB}) {
-    int flags = fcntl(fd, F_GETFL);
-    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) fail("fcntl");
-  }
+  if ((t->fdA = DupNonBlocking(fdA)) < 0) fail("dup");
+  if ((t->fdB = DupNonBlocking(fdB)) < 0) fail("dup");
   if (pipe2(pipeAB, O_NONBLOCK | O_CLOEXEC) != 0) fail("pipe2");
   if (pipe2(pipeBA, O_NONBLOCK | O_CLOEXEC) != 0) fail("pipe2");
+  SetUpDirection(t->ab, t->fdA, t->fdB, pipeAB, std::move(toB));
+  SetUpDirection(t->ba, t->fdB, t->fdA, pipeBA, std::move(toA));
+  Queue(std::move(t), tsfn);
+}
 
-  auto setup = [](Direction& d, int src, int dst, int* p, std::string prefix) {
-    d.src = src;
-    d.dst = dst;
-    d.pipeR = p[0];
-    d.pipeW = p[1];
-    int capacity = fcntl(p[1], F_GETPIPE_SZ);
-    if (capacity > 0) d.pipeCapacity = static_cast<size_t>(capacity);
-    d.prefix = std::move(prefix);
+void TunnelReactor::CreateTransfer(uint64_t id, int fdFrom, int fdTo, uint64_t bytes, uint32_t idleTimeoutMs,
+                                   napi_threadsafe_function tsfn) {
+  auto t = std::make_unique<Tunnel>();
+  t->id = id;
+  t->idleMs = idleTimeoutMs;
+  t->transfer = true;
+  int pipeAB[2] = {-1, -1};
+  auto fail = [&](const char* syscall) {
+    int err = errno;
+    CloseFd(t->fdA);
+    CloseFd(t->fdB);
+    CloseFd(pipeAB[0]);
+    CloseFd(pipeAB[1]);
+    throw SystemError{err, syscall, "(spliceBody)"};
   };
-  setup(t->ab, t->fdA, t->fdB, pipeAB, std::move(toB));
-  setup(t->ba, t->fdB, t->fdA, pipeBA, std::move(toA));
+  if ((t->fdA = DupNonBlocking(fdFrom)) < 0) fail("dup");
+  if ((t->fdB = DupNonBlocking(fdTo)) < 0) fail("dup");
+  if (pipe2(pipeAB, O_NONBLOCK | O_CLOEXEC) != 0) fail("pipe2");
+  SetUpDirection(t->ab, t->fdA, t->fdB, pipeAB, std::string());
+  t->ab.limit = bytes;
+  Queue(std::move(t), tsfn);
+}
 
+void TunnelReactor::SetUpDirection(Direction& d, int src, int dst, const int* pipe, std::string prefix) {
+  d.src = src;
+  d.dst = dst;
+  d.pipeR = pipe[0];
+  d.pipeW = pipe[1];
+  int capacity = fcntl(pipe[1], F_GETPIPE_SZ);
+  if (capacity > 0) d.pipeCapacity = static_cast<size_t>(capacity);
+  d.prefix = std::move(prefix);
+}
+
+void TunnelReactor::Queue(std::unique_ptr<Tunnel> t, napi_threadsafe_function tsfn) {
   std::unique_lock<std::mutex> lock(mu_);
   // The last env may be stopping the thread right now: start a fresh one after it.
   stopped_.wait(lock, [this] { return !stopping_; });
@@ -97,7 +135,7 @@ void TunnelReactor::Create(uint64_t id, int fdA, int fdB, uint32_t idleTimeoutMs
     throw SystemError{EAGAIN, "pthread_create", error};
   }
   t->tsfn = tsfn;
-  live_[id] = t.get();
+  live_[t->id] = t.get();
   created_++;
   pendingCreate_.push_back(std::move(t));
   WakeLocked();
@@ -298,10 +336,14 @@ void TunnelReactor::Adopt(std::unique_ptr<Tunnel> owned, int64_t now) {
   owned_[t.id] = std::move(owned);
   t.lastActive = now;
   if (t.idleMs > 0) deadlines_.emplace(now + t.idleMs, t.id);
-  epoll_event ev{};
-  ev.events = kSocketEvents;
-  ev.data.u64 = t.id;
-  if (epoll_ctl(epollFd_, EPOLL_CTL_ADD, t.fdA, &ev) != 0 || epoll_ctl(epollFd_, EPOLL_CTL_ADD, t.fdB, &ev) != 0) {
+  // A transfer reads only A and writes only B: B's own reads stay with JS.
+  epoll_event evA{};
+  evA.events = t.transfer ? EPOLLIN | EPOLLRDHUP | EPOLLET : kSocketEvents;
+  evA.data.u64 = t.id;
+  epoll_event evB{};
+  evB.events = t.transfer ? EPOLLOUT | EPOLLET : kSocketEvents;
+  evB.data.u64 = t.id;
+  if (epoll_ctl(epollFd_, EPOLL_CTL_ADD, t.fdA, &evA) != 0 || epoll_ctl(epollFd_, EPOLL_CTL_ADD, t.fdB, &evB) != 0) {
     return Finish(t, "error", errno, true);
   }
   Service(t, now);  // the prefixes, and whatever is already waiting
@@ -309,6 +351,7 @@ void TunnelReactor::Adopt(std::unique_ptr<Tunnel> owned, int64_t now) {
 
 void TunnelReactor::Service(Tunnel& t, int64_t now) {
   if (t.closed) return;
+  if (t.transfer) return ServiceTransfer(t, now);
   bool moved = false;
   int err = 0;
   PumpResult ab = Pump(t.ab, moved, err);
@@ -318,6 +361,20 @@ void TunnelReactor::Service(Tunnel& t, int64_t now) {
   if (moved) t.lastActive = now;
   if (t.ab.dstShut && t.ba.dstShut) return Finish(t, "eof", 0, true);
   if ((ab == PumpResult::kBudget || ba == PumpResult::kBudget) && !t.queuedReady) {
+    t.queuedReady = true;
+    ready_.push_back(t.id);
+  }
+}
+
+void TunnelReactor::ServiceTransfer(Tunnel& t, int64_t now) {
+  bool moved = false;
+  int err = 0;
+  PumpResult ab = Pump(t.ab, moved, err);
+  if (ab == PumpResult::kError) return Finish(t, "error", err, true);
+  if (moved) t.lastActive = now;
+  if (t.ab.bytes == t.ab.limit) return Finish(t, "done", 0, true);
+  if (t.ab.srcEof && t.ab.inPipe == 0) return Finish(t, "eof", 0, true);  // the source ended short
+  if (ab == PumpResult::kBudget && !t.queuedReady) {
     t.queuedReady = true;
     ready_.push_back(t.id);
   }
@@ -340,16 +397,21 @@ TunnelReactor::PumpResult TunnelReactor::Pump(Direction& d, bool& moved, int& er
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return PumpResult::kIdle;
       err = n < 0 ? errno : EIO;
+      d.writeFailed = true;
       return PumpResult::kError;
     }
     if (!d.prefix.empty()) {
       std::string().swap(d.prefix);
       d.prefixOff = 0;
     }
-    if (!d.srcEof && d.inPipe < d.pipeCapacity) {
-      ssize_t n = splice(d.src, nullptr, d.pipeW, nullptr, d.pipeCapacity - d.inPipe, kSpliceFlags);
+    size_t want = d.pipeCapacity - d.inPipe;
+    // A transfer never reads past its end: the next bytes belong to whoever reads A next.
+    if (d.limit != 0 && d.limit - d.taken < want) want = static_cast<size_t>(d.limit - d.taken);
+    if (!d.srcEof && want > 0) {
+      ssize_t n = splice(d.src, nullptr, d.pipeW, nullptr, want, kSpliceFlags);
       if (n > 0) {
         d.inPipe += static_cast<size_t>(n);
+        d.taken += static_cast<uint64_t>(n);
         progress = true;
       } else if (n == 0) {
         d.srcEof = true;
@@ -372,10 +434,11 @@ TunnelReactor::PumpResult TunnelReactor::Pump(Direction& d, bool& moved, int& er
         return PumpResult::kIdle;  // destination full: wait for EPOLLOUT
       } else if (n < 0 && errno != EINTR) {
         err = errno;
+        d.writeFailed = true;
         return PumpResult::kError;
       }
     }
-    if (d.srcEof && d.inPipe == 0 && !d.dstShut) {
+    if (d.srcEof && d.inPipe == 0 && !d.dstShut && d.limit == 0) {
       // Half-close: the peer of dst sees EOF; the other direction goes on.
       if (shutdown(d.dst, SHUT_WR) != 0 && errno != ENOTCONN) {
         err = errno;
@@ -407,6 +470,7 @@ void TunnelReactor::Finish(Tunnel& t, const char* reason, int err, bool report) 
     r->bytesBtoA = t.ba.bytes;
     r->reason = reason;
     r->err = err;
+    r->writeFailed = t.transfer && t.ab.writeFailed;
     if (napi_call_threadsafe_function(tsfn, r, napi_tsfn_nonblocking) != napi_ok) delete r;
   }
   // Its finalizer runs later on the creating thread and finds the id gone.
@@ -448,6 +512,10 @@ void ReportToJs(napi_env env, napi_value callback, void*, void* data) {
     std::string code = ErrnoName(r->err);
     napi_create_string_utf8(env, code.c_str(), code.size(), &value);
     napi_set_named_property(env, result, "error", value);
+  }
+  if (r->writeFailed) {
+    napi_get_boolean(env, true, &value);
+    napi_set_named_property(env, result, "writeFailed", value);
   }
   napi_value ignored;
   // A throwing callback leaves its exception pending: it becomes the thread's uncaught exception.

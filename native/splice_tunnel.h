@@ -3,6 +3,10 @@
 // B->A with splice(2) through a pipe per direction, so the bytes never enter
 // user space.
 //
+// A transfer is a one-way, bounded tunnel: exactly N bytes A->B (the rest of
+// a proxied response body), then it ends ("done") without touching either
+// connection otherwise, so JS carries on with both sockets afterwards.
+//
 // Lifetimes
 // - The reactor is a process-wide singleton, deliberately leaked (never
 //   destroyed at exit). Its thread starts with the first tunnel, and is
@@ -50,8 +54,9 @@ struct TunnelReport {
   uint64_t id = 0;
   uint64_t bytesAtoB = 0;
   uint64_t bytesBtoA = 0;
-  const char* reason = "closed";  // "eof" | "error" | "idle" | "closed"
+  const char* reason = "closed";  // "eof" | "error" | "idle" | "closed" | "done" (transfers)
   int err = 0;                    // errno for "error"
+  bool writeFailed = false;       // transfers: the "error" was writing to the destination
 };
 
 struct TunnelStats {
@@ -77,6 +82,11 @@ class TunnelReactor {
   // the caller's.
   void Create(uint64_t id, int fdA, int fdB, uint32_t idleTimeoutMs, std::string toB, std::string toA,
               napi_threadsafe_function tsfn);
+  // A transfer: `bytes` (> 0) from fdFrom to fdTo, then "done"; an EOF of
+  // fdFrom before that is "eof". Neither fd is read beyond `bytes`, written
+  // in the other direction, or shut down. Throws like Create.
+  void CreateTransfer(uint64_t id, int fdFrom, int fdTo, uint64_t bytes, uint32_t idleTimeoutMs,
+                      napi_threadsafe_function tsfn);
   // Asks the epoll thread to close a live tunnel (reported as "closed").
   // False when the id is not live.
   bool Close(uint64_t id);
@@ -102,6 +112,9 @@ class TunnelReactor {
     bool srcEof = false;
     bool dstShut = false;
     uint64_t bytes = 0;
+    uint64_t limit = 0;  // transfers: the bytes to move (0: until EOF)
+    uint64_t taken = 0;  // bytes read from src so far
+    bool writeFailed = false;  // the error was on dst
   };
   struct Tunnel {
     uint64_t id = 0;
@@ -109,6 +122,7 @@ class TunnelReactor {
     int fdB = -1;
     Direction ab;  // A -> B
     Direction ba;  // B -> A
+    bool transfer = false;  // A->B only, ab.limit bytes
     uint32_t idleMs = 0;
     int64_t lastActive = 0;
     bool closed = false;
@@ -119,6 +133,11 @@ class TunnelReactor {
 
   TunnelReactor() = default;
   ~TunnelReactor() = delete;  // leaked on purpose
+
+  static void SetUpDirection(Direction& d, int src, int dst, const int* pipe, std::string prefix);
+  // Registers a tunnel whose fds are set up and hands it to the epoll thread.
+  void Queue(std::unique_ptr<Tunnel> t, napi_threadsafe_function tsfn);
+  void ServiceTransfer(Tunnel& t, int64_t now);
 
   // mu_ held.
   std::string StartLocked();

@@ -1,5 +1,6 @@
 // JS face of the splice tunnels (native/splice_tunnel.h):
 //   createTunnel(fdA, fdB, idleTimeoutMs, onClose, toB?, toA?): id
+//   spliceBody(fdFrom, fdTo, bytes, idleTimeoutMs, onDone): id (a transfer)
 //   closeTunnel(id): boolean
 //   tunnelStats(): { active, created, closed, running }
 //
@@ -15,6 +16,7 @@
 namespace zproxy {
 
 Napi::Value CreateTunnel(const Napi::CallbackInfo& info);
+Napi::Value SpliceBody(const Napi::CallbackInfo& info);
 Napi::Value CloseTunnel(const Napi::CallbackInfo& info);
 Napi::Value TunnelStatsJs(const Napi::CallbackInfo& info);
 

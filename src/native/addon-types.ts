@@ -117,10 +117,13 @@ export interface TunnelResult {
   /**
    * `eof`: both sides ended (each FIN passed on as a half-close);
    * `error`: a read or write failed (`error` holds the errno name, e.g. ECONNRESET);
-   * `idle`: no byte moved either way for idleTimeoutMs; `closed`: closeTunnel().
+   * `idle`: no byte moved either way for idleTimeoutMs; `closed`: closeTunnel();
+   * `done`: a transfer (spliceBody) moved all its bytes (`eof` for a transfer: the source ended short).
    */
-  reason: 'eof' | 'error' | 'idle' | 'closed';
+  reason: 'eof' | 'error' | 'idle' | 'closed' | 'done';
   error?: string;
+  /** Transfers: the `error` came from writing to fdTo (the reader there went away), not from reading fdFrom. */
+  writeFailed?: boolean;
 }
 
 export type TunnelCloseCallback = (result: TunnelResult) => void;
@@ -179,6 +182,16 @@ export interface RawAddon {
    * Throws an Error with `code` (EBADF, EMFILE...) and then keeps nothing.
    */
   createTunnel(fdA: number, fdB: number, idleTimeoutMs: number, onClose: TunnelCloseCallback, toB?: Buffer, toA?: Buffer): number;
+  /**
+   * A transfer: exactly `bytes` from fdFrom to fdTo through a pipe on the
+   * tunnel thread (the rest of a proxied response body), reported once to
+   * `onDone` (`done`, or `eof`/`error`/`idle`/`closed` with the bytes moved).
+   * fdFrom is never read past `bytes`, fdTo never read, neither shut down:
+   * the caller keeps both connections, and must neither read fdFrom nor
+   * write fdTo until the report. Same fd and TSFN lifetimes as createTunnel
+   * (2 dups and 1 pipe). Returns the id, for closeTunnel().
+   */
+  spliceBody(fdFrom: number, fdTo: number, bytes: number, idleTimeoutMs: number, onDone: TunnelCloseCallback): number;
   /** Closes a live tunnel (reported as `closed`); false when it already ended. Any thread. */
   closeTunnel(id: number): boolean;
   /** Process-wide counters; `running`: the tunnel thread is up. */

@@ -9,6 +9,7 @@
  * whose body has not been streamed yet (a stale pooled connection once more,
  * transparently). Nothing is retried once the response has started.
  */
+import type net from 'node:net';
 import type { RouteConfig } from '../config/types';
 import type { WorkerContext } from '../server/worker-context';
 import type { UpstreamGroup } from '../upstream/upstreams';
@@ -26,6 +27,8 @@ import {
   type ZproxyError,
 } from '../errors';
 import type { BalancerInput } from '../balancer/balancer-base';
+import type { TunnelResult } from '../native/addon-types';
+import { bodySpliceAvailable, spliceBody, SPLICE_MIN_BYTES, type BodySplice } from './body-splice';
 
 /**
  * The client side of an exchange: the protocol session that asked (HTTP/1
@@ -48,6 +51,12 @@ export interface ClientSide {
   sendBody(buf: Buffer, start: number, end: number, onFlushed: () => void): number;
   /** An upstream read was fully relayed: write anything held back to join it. */
   flush?(): void;
+  /**
+   * The client socket the rest of a response body may be spliced into (see
+   * body-splice.ts), with anything held back written first; null when the
+   * body must pass through JS (TLS, a changed framing, closing).
+   */
+  spliceTarget?(): net.Socket | null;
   /** The response is complete. */
   exchangeDone(): void;
   /** The exchange failed before any response byte: answer with `error`; close the connection if `close`. */
@@ -92,6 +101,9 @@ export class ProxyExchange implements UpstreamExchange, BalancerInput {
   private upstreamPaused = false;
   /** Relayed body writes that still point into the connection's buffer. */
   private relaysInFlight = 0;
+  /** The rest of the body is moving in the kernel; null before, after, or never. */
+  private bodySplice: BodySplice | null = null;
+  private spliceTried = false;
   private done = false;
 
   constructor(
@@ -131,6 +143,7 @@ export class ProxyExchange implements UpstreamExchange, BalancerInput {
   abort(): void {
     if (this.done) return;
     this.done = true;
+    this.bodySplice?.cancel();
     this.target?.end();
     this.conn?.destroy();
     this.conn = null;
@@ -169,6 +182,7 @@ export class ProxyExchange implements UpstreamExchange, BalancerInput {
 
   onReadDone(): void {
     this.client.flush?.();
+    if (!this.spliceTried && !this.done && this.conn !== null && this.conn.spliceableBody >= SPLICE_MIN_BYTES) this.offerSplice(this.conn);
   }
 
   onResponseEnd(): void {
@@ -203,6 +217,7 @@ export class ProxyExchange implements UpstreamExchange, BalancerInput {
 
   onUpstreamError(failure: UpstreamFailure, error: Error): void {
     if (this.done) return;
+    this.bodySplice?.cancel();
     const target = this.target!;
     const reused = this.conn !== null && this.conn.requests > 1;
     this.conn = null;
@@ -257,12 +272,43 @@ export class ProxyExchange implements UpstreamExchange, BalancerInput {
       if (this.relaysInFlight === 0) this.releaseConnection();
       return;
     }
-    if (this.client.pendingBytes > 0) return;
-    if (this.upstreamPaused) {
-      this.upstreamPaused = false;
-      this.conn?.resume();
-    }
+    if (this.client.pendingBytes > 0 || this.bodySplice !== null) return;
+    this.resumeUpstream();
   };
+
+  private resumeUpstream(): void {
+    if (!this.upstreamPaused) return;
+    this.upstreamPaused = false;
+    this.conn?.resume();
+  }
+
+  /** Hands the rest of a large body to the kernel when the client side can take it that way. */
+  private offerSplice(conn: UpstreamConnection): void {
+    this.spliceTried = true;
+    const socket = this.client.spliceTarget?.() ?? null;
+    if (socket === null || !bodySpliceAvailable()) return;
+    if (!this.upstreamPaused) {
+      this.upstreamPaused = true;
+      conn.pause();
+    }
+    this.bodySplice = spliceBody(conn.socket, socket, conn.spliceableBody, this.route.timeout_ms, (result, error) => this.onSpliced(conn, result, error));
+  }
+
+  private onSpliced(conn: UpstreamConnection, result: TunnelResult | null, error?: Error): void {
+    this.bodySplice = null;
+    if (this.done || this.conn !== conn) return;
+    if (result === null) {
+      this.ctx.log.warn({ err: error }, 'body splice refused; the body is relayed through JavaScript');
+      if (this.client.pendingBytes === 0) this.resumeUpstream();
+      return;
+    }
+    if (result.writeFailed) {
+      // The client went away mid-body: nothing to blame the upstream for.
+      this.abort();
+      return this.client.abort();
+    }
+    conn.bodySpliced(result);
+  }
 
   private releaseConnection(): void {
     const conn = this.conn;

@@ -14,21 +14,9 @@
  * If createTunnel fails (EMFILE...), the JavaScript tunnel takes over with
  * the same sockets and bytes.
  */
-import type net from 'node:net';
 import type { RawAddon, TunnelResult } from '../native/addon-types';
 import type { ClientTunnel, TunnelOpening } from './upgrade';
-
-const EMPTY = Buffer.alloc(0);
-
-/** Calls back once `socket` has no unwritten bytes (at once when it has none). */
-function whenFlushed(socket: net.Socket, callback: () => void): void {
-  if (socket.writableLength === 0 || socket.destroyed) return callback();
-  socket.write(EMPTY, () => callback());
-}
-
-function fdOf(socket: net.Socket): number {
-  return (socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
-}
+import { spliceableFd, whenFlushed } from '../util/socket-fd';
 
 export function openSpliceTunnel(addon: RawAddon, opening: TunnelOpening, fallback: (opening: TunnelOpening) => ClientTunnel): ClientTunnel {
   const { conn, upstream, ctx } = opening;
@@ -70,7 +58,7 @@ export function openSpliceTunnel(addon: RawAddon, opening: TunnelOpening, fallba
       opening.onClose(result, 'splice');
     };
     try {
-      id = addon.createTunnel(fdOf(client), fdOf(up), ctx.config.websocket_idle_timeout_ms, onNativeClose, toB, toA);
+      id = addon.createTunnel(spliceableFd(client), spliceableFd(up), ctx.config.websocket_idle_timeout_ms, onNativeClose, toB, toA);
     } catch (err) {
       ctx.log.warn({ err }, 'splice tunnel refused; the JavaScript tunnel carries this connection');
       state = 'js';

@@ -5,8 +5,6 @@
  * tunnel otherwise (no addon, ZPROXY_NO_NATIVE=1, TLS on either side, or the
  * addon refusing, e.g. out of fds).
  */
-import { TLSSocket } from 'node:tls';
-import type net from 'node:net';
 import type { Connection } from '../listener/connection';
 import type { WorkerContext } from '../server/worker-context';
 import type { RequestHead } from '../protocol/http1/request-head';
@@ -15,6 +13,7 @@ import type { UpstreamConnection } from '../upstream/upstream-connection';
 import type { TunnelResult } from '../native/addon-types';
 import { platform } from '../native/platform';
 import { JsTunnel } from './js-tunnel';
+import { spliceableFd } from '../util/socket-fd';
 import { openSpliceTunnel } from './splice-tunnel';
 
 /** What a proxy exchange hands the client side when the upstream answers 101. */
@@ -55,17 +54,10 @@ export interface TunnelOpening {
   onClose: (result: TunnelResult, kind: 'splice' | 'js') => void;
 }
 
-/** A socket whose fd can be spliced: plain TCP with a libuv fd (not TLS). */
-function spliceable(socket: net.Socket): boolean {
-  if (socket instanceof TLSSocket) return false;
-  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  return typeof fd === 'number' && fd >= 0;
-}
-
 /** Opens the tunnel between the client connection and the upgraded upstream connection. */
 export function openTunnel(opening: TunnelOpening): ClientTunnel {
   const addon = platform().addon;
-  if (addon && typeof addon.createTunnel === 'function' && spliceable(opening.conn.socket) && spliceable(opening.upstream.socket)) {
+  if (addon && typeof addon.createTunnel === 'function' && spliceableFd(opening.conn.socket) >= 0 && spliceableFd(opening.upstream.socket) >= 0) {
     return openSpliceTunnel(addon, opening, openJsTunnel);
   }
   return openJsTunnel(opening);

@@ -16,6 +16,7 @@ import net from 'node:net';
 import { parseResponseHead, type ResponseHead, type BodyFraming } from '../protocol/http1/response-head';
 import { ChunkedDecoder } from '../protocol/http1/chunked';
 import { connectTls, type UpstreamTlsOptions } from './tls-connect';
+import type { TunnelResult } from '../native/addon-types';
 
 /** `upgraded`: a 101 switched it to a tunnel; its bytes go to the raw reader, never to an exchange again. */
 export type UpstreamState = 'connecting' | 'idle' | 'busy' | 'upgraded' | 'closed';
@@ -83,6 +84,8 @@ export class UpstreamConnection {
    * limits silence, not the whole exchange.
    */
   private deadline = 0;
+  /** Plain TCP (not TLS): its fd may be spliced. */
+  private readonly plain: boolean;
 
   constructor(
     host: string,
@@ -93,6 +96,7 @@ export class UpstreamConnection {
     /** For https:// targets (see tls-connect.ts). */
     tlsOptions?: UpstreamTlsOptions,
   ) {
+    this.plain = !tlsOptions;
     const onread = { buffer: readBuffer, callback: (n: number, buf: Buffer) => this.onRead(buf, n) };
     this.socket = tlsOptions
       ? connectTls(host, port, onread, tlsOptions)
@@ -155,6 +159,26 @@ export class UpstreamConnection {
   destroy(): void {
     this.exchange = null;
     this.socket.destroy();
+  }
+
+  /** Bytes of a length-framed response body still to come over plain TCP, which could be spliced; 0 otherwise. */
+  get spliceableBody(): number {
+    return this.plain && this.state === 'busy' && !this.awaitingHead && this.framing === 'length' ? this.remaining : 0;
+  }
+
+  /**
+   * The exchange spliced the rest of the body past this connection (see
+   * proxy/body-splice.ts): the outcome, as if the bytes had been read here.
+   */
+  bodySpliced(result: TunnelResult): void {
+    if (this.state !== 'busy' || !this.exchange) return;
+    if (result.reason === 'done' && result.bytesAtoB === this.remaining) {
+      this.remaining = 0;
+      return this.finishResponse();
+    }
+    if (result.reason === 'idle') return this.fail('timeout', Object.assign(new Error('upstream response timed out'), { code: 'ETIMEDOUT' }));
+    const detail = result.error ?? (result.reason === 'eof' ? 'upstream closed the connection' : `body transfer ${result.reason}`);
+    this.fail('truncated', Object.assign(new Error(`response body cut short: ${detail}`), { code: result.error }));
   }
 
   /** Waiting for the client to take what was relayed: the upstream's silence is not its fault, so no timeout runs. */

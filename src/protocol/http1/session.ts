@@ -8,6 +8,7 @@
  * Bytes arrive either straight from the worker's reused read buffer
  * (onread) or as fresh chunks; anything kept across reads is copied.
  */
+import type net from 'node:net';
 import { nextRequestId } from '../../util/request-id';
 import type { Connection } from '../../listener/connection';
 import type { WorkerContext } from '../../server/worker-context';
@@ -198,6 +199,13 @@ export class Http1Session implements ProtocolSession, ClientSide {
   private writeDechunked(data: Buffer): void {
     this.write(data, this.dechunkFlushed!);
     this.dechunkWrites++;
+  }
+
+  spliceTarget(): net.Socket | null {
+    // Plain TCP only, and bytes passed on as they come (no dechunking for HTTP/1.0).
+    if (this.dechunker !== null || this.closing || this.conn.proto !== 'http') return null;
+    this.flush();
+    return this.conn.socket;
   }
 
   pauseReading(): void {

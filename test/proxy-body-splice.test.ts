@@ -1,0 +1,200 @@
+/**
+ * Large response bodies moved in the kernel (src/proxy/body-splice.ts): with
+ * the addon, the rest of a length-framed body of 128 KiB or more is spliced
+ * from the upstream socket to the client's; the fallback relays it in JS.
+ * Both must deliver the same bytes, keep both connections usable, and end
+ * a broken body as the JS relay does.
+ */
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import type { Server } from '../dist/index';
+import { ROOT, RUNTIMES, startProxy } from './helpers/server';
+import { RawClient, closeAll, requestHead, sleep, startRecordingUpstream, waitAtMost, type RecordingUpstream } from './helpers/upstreams';
+import type { RawAddon } from '../src/native/addon-types';
+
+/** The addon as this process loads it: the in-process proxy's workers share its tunnel thread and counters. */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const addon = require('node-gyp-build')(ROOT) as RawAddon;
+
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+const LARGE = randomBytes(3 * 1024 * 1024 + 17);
+const MEDIUM = randomBytes(100 * 1024); // under the splice threshold
+
+function curlSha256(url: string, extra: string[] = []): Promise<{ sha: string; size: number }> {
+  return new Promise((resolve, reject) => {
+    execFile('curl', ['-sS', '--max-time', '10', ...extra, '-o', '-', url], { encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 }, (err, stdout) => {
+      if (err) return reject(err);
+      resolve({ sha: sha256(stdout), size: stdout.length });
+    });
+  });
+}
+
+describe.each(RUNTIMES)('large response bodies (%s)', (_name, noNative) => {
+  let up: RecordingUpstream;
+  let proxy: Server;
+  let port: number;
+
+  beforeAll(async () => {
+    up = await startRecordingUpstream((req, res) => {
+      if (req.target === '/large') return res.send(200, [['Content-Type', 'application/octet-stream'], ['X-Upstream-Conn', String(req.conn.id)]], LARGE);
+      if (req.target === '/medium') return res.send(200, [['X-Upstream-Conn', String(req.conn.id)]], MEDIUM);
+      res.send(200, [['X-Upstream-Conn', String(req.conn.id)]], 'small');
+    });
+    proxy = await startProxy({ thread_count: 1, drain_timeout_ms: 1000, routes: [{ path: '/', upstream: up.url }] }, noNative);
+    port = proxy.address().port;
+  });
+
+  afterAll(async () => {
+    await proxy?.stop();
+    await closeAll();
+  });
+
+  const transfers = () => addon.tunnelStats().created;
+
+  test('curl gets a multi-megabyte body intact; with the addon it went through a kernel transfer', async () => {
+    const before = transfers();
+    const got = await curlSha256(`http://127.0.0.1:${port}/large`);
+    expect(got.size).toBe(LARGE.length);
+    expect(got.sha).toBe(sha256(LARGE));
+    expect(transfers() - before).toBe(noNative ? 0 : 1);
+  });
+
+  test('both connections stay usable: two large bodies and a small one on one client connection, over one upstream connection', async () => {
+    const client = await RawClient.open(port);
+    try {
+      const seen = new Set<string>();
+      for (const path of ['/large', '/large', '/small']) {
+        client.write(requestHead('GET', path));
+        const response = await client.response('GET', 10_000);
+        expect(response.status).toBe(200);
+        expect(sha256(response.body)).toBe(sha256(path === '/large' ? LARGE : Buffer.from('small')));
+        seen.add(response.headers.find(([n]) => n === 'X-Upstream-Conn')![1]);
+      }
+      expect(seen.size).toBe(1);
+      expect(client.closed).toBe(false);
+    } finally {
+      client.destroy();
+    }
+  });
+
+  test('pipelined requests behind a large body are answered in order', async () => {
+    const client = await RawClient.open(port);
+    try {
+      client.write(requestHead('GET', '/large') + requestHead('GET', '/small') + requestHead('HEAD', '/large') + requestHead('GET', '/large'));
+      const responses = await client.responses(['GET', 'GET', 'HEAD', 'GET'], 10_000);
+      expect(responses.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+      expect(sha256(responses[0].body)).toBe(sha256(LARGE));
+      expect(responses[1].body.toString()).toBe('small');
+      expect(responses[2].body.length).toBe(0);
+      expect(sha256(responses[3].body)).toBe(sha256(LARGE));
+    } finally {
+      client.destroy();
+    }
+  });
+
+  test('an HTTP/1.0 client gets the body and then the close', async () => {
+    const before = transfers();
+    const client = await RawClient.open(port);
+    try {
+      client.write('GET /large HTTP/1.0\r\nHost: proxy.test\r\n\r\n');
+      const response = await client.response('GET', 10_000);
+      expect(sha256(response.body)).toBe(sha256(LARGE));
+      await client.waitClosed();
+      expect(transfers() - before).toBe(noNative ? 0 : 1);
+    } finally {
+      client.destroy();
+    }
+  });
+
+  test('a body under the threshold is relayed by JS, not spliced', async () => {
+    const before = transfers();
+    const got = await curlSha256(`http://127.0.0.1:${port}/medium`);
+    expect(got.sha).toBe(sha256(MEDIUM));
+    expect(transfers() - before).toBe(0);
+  });
+});
+
+describe.each(RUNTIMES)('large bodies that break off (%s)', (_name, noNative) => {
+  let up: RecordingUpstream;
+  let proxy: Server;
+  let port: number;
+  const TOTAL = 4 * 1024 * 1024;
+
+  beforeAll(async () => {
+    up = await startRecordingUpstream((req, res) => {
+      if (req.target === '/cut') return res.abortMidBody(200, TOTAL, randomBytes(1024 * 1024), 'close');
+      if (req.target === '/stall') return res.stallMidBody(200, TOTAL, randomBytes(256 * 1024));
+      if (req.target === '/endless') {
+        // More than any socket buffers hold: the transfer waits on the client.
+        res.write(`HTTP/1.1 200 OK\r\nContent-Length: ${64 * 1024 * 1024}\r\n\r\n`);
+        const chunk = randomBytes(1024 * 1024);
+        const pump = (): void => {
+          while (!res.socket.destroyed && res.write(chunk));
+          if (!res.socket.destroyed) res.socket.once('drain', pump);
+        };
+        return pump();
+      }
+      res.send(200, [], 'fine');
+    });
+    proxy = await startProxy(
+      { thread_count: 1, drain_timeout_ms: 1000, routes: [{ path: '/', upstream: up.url, timeout_ms: 400, retries: 0 }] },
+      noNative,
+    );
+    port = proxy.address().port;
+  });
+
+  afterAll(async () => {
+    await proxy?.stop();
+    await closeAll();
+  });
+
+  const transfers = () => addon.tunnelStats().created;
+
+  /** One request whose response breaks off; with the addon its body was being spliced when it did. */
+  async function fetchBroken(path: string): Promise<{ received: number; closedAfterMs: number }> {
+    const before = transfers();
+    const client = await RawClient.open(port);
+    const started = Date.now();
+    client.write(requestHead('GET', path));
+    await client.waitClosed(5000);
+    const received = client.data.length - client.data.indexOf('\r\n\r\n') - 4;
+    client.destroy();
+    expect(transfers() - before).toBe(noNative ? 0 : 1);
+    return { received, closedAfterMs: Date.now() - started };
+  }
+
+  test('the upstream closing mid-body closes the client connection short of Content-Length; the next request is served', async () => {
+    const { received } = await fetchBroken('/cut');
+    expect(received).toBeGreaterThanOrEqual(0);
+    expect(received).toBeLessThan(TOTAL);
+    const client = await RawClient.open(port);
+    client.write(requestHead('GET', '/fine'));
+    expect((await client.response()).body.toString()).toBe('fine');
+    client.destroy();
+  });
+
+  test('an upstream silent mid-body past timeout_ms: the client connection is closed, short', async () => {
+    const { received, closedAfterMs } = await fetchBroken('/stall');
+    expect(received).toBeLessThan(TOTAL);
+    expect(closedAfterMs).toBeGreaterThanOrEqual(300);
+  });
+
+  test('a client that goes away mid-body: the upstream connection is closed and no transfer is left running', async () => {
+    const active = addon.tunnelStats().active;
+    const before = transfers();
+    const seen = up.requests.length;
+    const client = await RawClient.open(port);
+    client.socket.pause(); // reads nothing: the transfer fills the socket buffers and waits
+    client.write(requestHead('GET', '/endless'));
+    await up.waitForRequests(seen + 1);
+    await sleep(300);
+    const conn = up.connections[up.connections.length - 1];
+    expect(conn.isClosed).toBe(false);
+    expect(transfers() - before).toBe(noNative ? 0 : 1);
+    client.destroy();
+    await waitAtMost(conn.closed, 5000);
+    expect(conn.isClosed).toBe(true);
+    for (let i = 0; i < 50 && addon.tunnelStats().active > active; i++) await sleep(20);
+    expect(addon.tunnelStats().active).toBe(active);
+  });
+});
