@@ -97,7 +97,8 @@ export function attachSharedListenerIntake(
   const servedAtOnce = Math.min(descriptor.maxConnections, descriptor.fdBudget);
   const waiting: net.Socket[] = [];
   let pollTimer: NodeJS.Timeout | undefined;
-  const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });
+  // noDelay: as the addon's listeners do (TCP_NODELAY), or a response written in two parts waits for the client's delayed ACK.
+  const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true });
 
   function reserveSlot(): boolean {
     for (;;) {
