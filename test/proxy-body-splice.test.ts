@@ -6,11 +6,12 @@
  * a broken body as the JS relay does.
  */
 import { execFile } from 'node:child_process';
+import net from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Server } from '../dist/index';
 import { ROOT, RUNTIMES, startProxy } from './helpers/server';
 import { RawClient, closeAll, requestHead, sleep, startRecordingUpstream, waitAtMost, type RecordingUpstream } from './helpers/upstreams';
-import type { RawAddon } from '../src/native/addon-types';
+import type { RawAddon, TunnelResult } from '../src/native/addon-types';
 
 /** The addon as this process loads it: the in-process proxy's workers share its tunnel thread and counters. */
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -196,5 +197,81 @@ describe.each(RUNTIMES)('large bodies that break off (%s)', (_name, noNative) =>
     expect(conn.isClosed).toBe(true);
     for (let i = 0; i < 50 && addon.tunnelStats().active > active; i++) await sleep(20);
     expect(addon.tunnelStats().active).toBe(active);
+  });
+});
+
+describe('the addon primitive: spliceBody moves exactly N bytes and leaves both sockets to JS', () => {
+  const servers: net.Server[] = [];
+  const sockets: net.Socket[] = [];
+  afterEach(async () => {
+    for (const socket of sockets.splice(0)) socket.destroy();
+    await Promise.all(servers.splice(0).map((s) => new Promise((resolve) => s.close(resolve))));
+  });
+
+  /** A loopback server; `onSocket` gets its side of each connection. */
+  async function listen(onSocket: (socket: net.Socket) => void): Promise<number> {
+    const server = net.createServer((socket) => {
+      sockets.push(socket);
+      onSocket(socket);
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return (server.address() as net.AddressInfo).port;
+  }
+
+  /** A source whose bytes JS does not read: an onread socket, paused before it connects (so it never starts reading). */
+  async function pausedSource(port: number, onBytes: (data: Buffer) => void): Promise<net.Socket> {
+    const socket = net.connect({ port, host: '127.0.0.1', onread: { buffer: Buffer.alloc(65536), callback: (n: number, buf: Buffer) => void onBytes(Buffer.from(buf.subarray(0, n))) } } as unknown as net.NetConnectOpts);
+    sockets.push(socket);
+    socket.pause();
+    await new Promise((resolve) => socket.once('connect', resolve));
+    return socket;
+  }
+
+  async function sink(): Promise<{ socket: net.Socket; received: () => Buffer }> {
+    const chunks: Buffer[] = [];
+    const port = await listen((s) => s.on('data', (c: Buffer) => chunks.push(c)));
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    sockets.push(socket);
+    await new Promise((resolve) => socket.once('connect', resolve));
+    return { socket, received: () => Buffer.concat(chunks) };
+  }
+
+  const fd = (socket: net.Socket) => (socket as unknown as { _handle: { fd: number } })._handle.fd;
+  const transfer = (from: net.Socket, to: net.Socket, bytes: number) =>
+    new Promise<TunnelResult>((resolve) => addon.spliceBody(fd(from), fd(to), bytes, 5000, resolve));
+
+  test('the bytes after N stay in the source for JS; the destination is neither shut down nor closed', async () => {
+    const payload = randomBytes(300_000);
+    const sourcePort = await listen((s) => s.once('data', () => s.write(Buffer.concat([payload, Buffer.from('NEXT')]))));
+    const later: Buffer[] = [];
+    const from = await pausedSource(sourcePort, (data) => later.push(data));
+    const to = await sink();
+    from.write('go');
+    const result = await transfer(from, to.socket, payload.length);
+    expect(result).toMatchObject({ reason: 'done', bytesAtoB: payload.length });
+    from.resume();
+    to.socket.write('after');
+    for (let i = 0; i < 100 && (to.received().length < payload.length + 5 || later.length === 0); i++) await sleep(10);
+    expect(sha256(to.received())).toBe(sha256(Buffer.concat([payload, Buffer.from('after')])));
+    expect(Buffer.concat(later).toString()).toBe('NEXT');
+  });
+
+  test('a source that ends short is reported as eof with the bytes moved', async () => {
+    const sourcePort = await listen((s) => s.once('data', () => s.end(Buffer.alloc(1000, 'x'))));
+    const from = await pausedSource(sourcePort, () => undefined);
+    const to = await sink();
+    from.write('go');
+    const result = await transfer(from, to.socket, 5000);
+    expect(result).toMatchObject({ reason: 'eof', bytesAtoB: 1000 });
+  });
+
+  test('bad arguments are refused before anything starts', () => {
+    // (The addon's errors come from another realm than jest's: matched by message.)
+    expect(() => addon.spliceBody(3, 4, 0, 0, () => undefined)).toThrow(/bytes must be a positive integer/);
+    expect(() => addon.spliceBody(3, 4, 1.5, 0, () => undefined)).toThrow(/bytes must be a positive integer/);
+    expect(() => addon.spliceBody(3, 3, 10, 0, () => undefined)).toThrow(/two distinct open fds/);
+    expect(() => addon.spliceBody(-1, 4, 10, 0, () => undefined)).toThrow(/two distinct open fds/);
+    expect(() => addon.spliceBody(3, 4, 10, -1, () => undefined)).toThrow(/idleTimeoutMs/);
   });
 });
