@@ -6,7 +6,8 @@
  * hand-off as the proxy does it (dup inside createTunnel, then destroy the JS
  * sockets), data both ways with sha256, queued prefixes, half-close, idle
  * timeout, closeTunnel, a reset, tunnels in a worker torn down while open,
- * and no fd leaked. Exits non-zero on the first failure.
+ * transfers (spliceBody: exactly N bytes one way, both sockets kept), and no
+ * fd leaked. Exits non-zero on the first failure.
  *
  *   node scripts/tunnel-smoke.js
  *   ZPROXY_ADDON=build-asan/Release/zproxy.node ASAN_OPTIONS=detect_leaks=0 \
@@ -179,6 +180,55 @@ async function main() {
       }),
     );
     assert.equal(addon.tunnelStats().active, 0);
+  });
+
+  await step('transfer: exactly N bytes A->B; the rest stays in A, B stays open, both sockets kept', async () => {
+    const a = await socketPair();
+    const b = await socketPair();
+    const atB = collect(b.outer);
+    const body = crypto.randomBytes(5 << 20);
+    a.outer.write(Buffer.concat([body, Buffer.from('NEXT')]));
+    const r = await new Promise((resolve) => addon.spliceBody(a.inner._handle.fd, b.inner._handle.fd, body.length, 0, resolve));
+    assert.equal(r.reason, 'done');
+    assert.equal(r.bytesAtoB, body.length);
+    // JS reads on where the transfer stopped, and writes on after it.
+    a.inner.resume();
+    const rest = await new Promise((resolve) => a.inner.once('data', resolve));
+    assert.equal(rest.toString(), 'NEXT');
+    b.inner.end('|after');
+    await atB.ended;
+    assert.equal(sha(atB.bytes()), sha(Buffer.concat([body, Buffer.from('|after')])));
+    for (const s of [a.outer, a.inner, b.outer, b.inner]) s.destroy();
+  });
+
+  await step('transfer: a short source is eof, a closed reader is a write error, closeTunnel stops it', async () => {
+    const a = await socketPair();
+    const b = await socketPair();
+    a.outer.end(Buffer.alloc(1000, 1));
+    const short = await new Promise((resolve) => addon.spliceBody(a.inner._handle.fd, b.inner._handle.fd, 5000, 0, resolve));
+    assert.equal(short.reason, 'eof');
+    assert.equal(short.bytesAtoB, 1000);
+    for (const s of [a.outer, a.inner, b.outer, b.inner]) s.destroy();
+
+    const c = await socketPair();
+    const d = await socketPair();
+    d.outer.resetAndDestroy();
+    await sleep(20);
+    c.outer.write(crypto.randomBytes(1 << 20));
+    const broken = await new Promise((resolve) => addon.spliceBody(c.inner._handle.fd, d.inner._handle.fd, 2 << 20, 0, resolve));
+    assert.equal(broken.reason, 'error');
+    assert.equal(broken.writeFailed, true);
+    for (const s of [c.outer, c.inner, d.inner]) s.destroy();
+
+    const e = await socketPair();
+    const f = await socketPair();
+    let report;
+    const reported = new Promise((resolve) => (report = resolve));
+    const id = addon.spliceBody(e.inner._handle.fd, f.inner._handle.fd, 1 << 20, 0, report);
+    assert.equal(addon.closeTunnel(id), true);
+    assert.equal((await reported).reason, 'closed');
+    for (const s of [e.outer, e.inner, f.outer, f.inner]) s.destroy();
+    assert.throws(() => addon.spliceBody(3, 4, 0, 0, () => {}), RangeError);
   });
 
   await step('no fd leaked', async () => {
