@@ -12,6 +12,14 @@ import type { ClientSide } from '../../proxy/proxy-exchange';
 import { errorBody, type ZproxyError } from '../../errors';
 import { h2ResponseHeaders, h2Trailers } from './translate';
 
+/** Body chunks up to this size are copied rather than relayed from the upstream connection's buffer. */
+const COPY_MAX_BYTES = 16 * 1024;
+
+/** respond() options, made once. */
+const NO_BODY = { endStream: true };
+const BODY = { endStream: false };
+const BODY_AND_TRAILERS = { endStream: false, waitForTrailers: true };
+
 export class H2ClientSide implements ClientSide {
   private decoder: ChunkedDecoder | null = null;
   private flushed: (() => void) | null = null;
@@ -43,12 +51,20 @@ export class H2ClientSide implements ClientSide {
     if (this.stream.destroyed) return;
     const chunked = framing === 'chunked';
     if (chunked) this.decoder = new ChunkedDecoder({ onData: (buf, start, end) => this.writeData(buf.subarray(start, end)) });
-    this.stream.respond(h2ResponseHeaders(head, this.requestId), { endStream: framing === 'none', waitForTrailers: chunked });
+    this.stream.respond(h2ResponseHeaders(head, this.requestId), framing === 'none' ? NO_BODY : chunked ? BODY_AND_TRAILERS : BODY);
     if (chunked) this.stream.once('wantTrailers', () => this.stream.sendTrailers(h2Trailers(this.decoder?.trailers ?? null)));
   }
 
   sendBody(buf: Buffer, start: number, end: number, onFlushed: () => void): number {
     if (!this.decoder) {
+      // HTTP/2 DATA always leaves later (nghttp2 pulls it), so a relayed chunk
+      // pauses the upstream connection until then: two epoll_ctl and a resume
+      // per response. A small chunk for a client that keeps up is copied
+      // instead; behind a slow client, relays pause as usual.
+      if (end - start <= COPY_MAX_BYTES && this.stream.writableLength === 0) {
+        this.stream.write(Buffer.from(buf.subarray(start, end)));
+        return 0;
+      }
       this.stream.write(buf.subarray(start, end), onFlushed);
       return 1;
     }

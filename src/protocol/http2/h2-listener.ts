@@ -15,7 +15,8 @@ import type net from 'node:net';
 import type { Connection } from '../../listener/connection';
 import type { WorkerContext } from '../../server/worker-context';
 import type { ProtocolSession } from '../registry';
-import { handleStream } from './h2-stream';
+import { handleStream, type H2Peer, type StreamCloser } from './h2-stream';
+import { peerAddress } from '../../proxy/client-ip';
 
 const MAX_RESETS_PER_SECOND = 200;
 const { NGHTTP2_ENHANCE_YOUR_CALM } = http2.constants;
@@ -37,18 +38,6 @@ export class Http2Listener {
       maxSessionRejectedStreams: 100,
     });
     this.server.on('session', (session) => this.onSession(session));
-    this.server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, raw: string[]) => {
-      // A stream the client reset: its 'error' is the end of it, not a fault of the worker.
-      stream.on('error', (err) => this.ctx.log.debug({ err }, 'HTTP/2 stream error'));
-      // Reset before the stream event came round: nothing to answer.
-      if (stream.destroyed) return;
-      try {
-        handleStream(this.ctx, stream, headers, flags, raw);
-      } catch (err) {
-        this.ctx.log.error({ err }, 'HTTP/2 stream handling failed');
-        stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-      }
-    });
     this.server.on('sessionError', (err) => this.ctx.log.debug({ err }, 'HTTP/2 session error'));
   }
 
@@ -75,6 +64,8 @@ export class Http2Listener {
     else socket.destroy();
   }
 
+  private readonly onStreamError = (err: Error): void => this.ctx.log.debug({ err }, 'HTTP/2 stream error');
+
   private onSession(session: ServerHttp2Session): void {
     const socket = this.adopting ?? (session.socket as net.Socket);
     this.sessions.set(socket, session);
@@ -84,20 +75,41 @@ export class Http2Listener {
       session.close();
       session.destroy();
     });
+    const peer: H2Peer = { address: peerAddress(socket.remoteAddress), proto: session.encrypted ? 'https' : 'http' };
     let windowStart = Date.now();
     let resets = 0;
-    session.on('stream', (stream) => {
-      stream.on('aborted', () => {
-        const now = Date.now();
-        if (now - windowStart > 1000) {
-          windowStart = now;
-          resets = 0;
-        }
-        if (++resets > MAX_RESETS_PER_SECOND) {
-          this.ctx.log.warn({ remote: socket.remoteAddress }, 'HTTP/2 rapid reset: closing the connection');
-          session.goaway(NGHTTP2_ENHANCE_YOUR_CALM);
-          session.destroy();
-        }
+    // Closed before the response was complete (the client reset it, or we did): a flood of these closes the connection.
+    const countReset = (): void => {
+      const now = Date.now();
+      if (now - windowStart > 1000) {
+        windowStart = now;
+        resets = 0;
+      }
+      if (++resets > MAX_RESETS_PER_SECOND && !session.destroyed) {
+        this.ctx.log.warn({ remote: socket.remoteAddress }, 'HTTP/2 rapid reset: closing the connection');
+        session.goaway(NGHTTP2_ENHANCE_YOUR_CALM);
+        session.destroy();
+      }
+    };
+    // One listener per session, and per stream only 'error' (shared) and 'close'.
+    session.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, raw: string[]) => {
+      // A stream the client reset: its 'error' is the end of it, not a fault of the worker.
+      stream.on('error', this.onStreamError);
+      // Reset before the stream event came round: nothing to answer.
+      if (stream.destroyed) {
+        if (stream.aborted) countReset();
+        return;
+      }
+      let closer: StreamCloser | undefined;
+      try {
+        closer = handleStream(this.ctx, stream, headers, flags, raw, peer);
+      } catch (err) {
+        this.ctx.log.error({ err }, 'HTTP/2 stream handling failed');
+        stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      }
+      stream.on('close', () => {
+        if (stream.aborted) countReset();
+        closer?.abort();
       });
     });
     session.on('error', (err) => this.ctx.log.debug({ err }, 'HTTP/2 session error'));

@@ -15,14 +15,25 @@ import { BadPathError, BodyTooLargeError, MethodNotAllowedError, NotFoundError, 
 import { H2ClientSide, respondError } from './h2-client-side';
 import { h1RequestHead, h2HeaderValue } from './translate';
 import { proxyToH2Upstream } from '../../proxy/h2-stream-proxy';
-import { peerAddress } from '../../proxy/client-ip';
 import { tunnelH2WebSocket } from './h2-websocket';
 
 const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
 const CRLF = Buffer.from('\r\n', 'latin1');
 
 
-export function handleStream(ctx: WorkerContext, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, raw: string[]): void {
+/** The connection a stream came on, worked out once per session. */
+export interface H2Peer {
+  /** The client's address (the HTTP/2 connection's peer). */
+  readonly address: string;
+  readonly proto: 'http' | 'https';
+}
+
+/** What to stop when the stream closes (the listener's one 'close' listener calls it). */
+export interface StreamCloser {
+  abort(): void;
+}
+
+export function handleStream(ctx: WorkerContext, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, raw: string[], conn: H2Peer): StreamCloser | undefined {
   const method = headers[':method'] ?? 'GET';
   const target = headers[':path'] ?? '/';
   const authority = headers[':authority'] ?? h2HeaderValue(headers, 'host') ?? '';
@@ -32,28 +43,28 @@ export function handleStream(ctx: WorkerContext, stream: ServerHttp2Stream, head
 
   const { path, query } = splitTarget(target);
   const match = ctx.router.match(method, authority || null, path, (name) => h2HeaderValue(headers, name));
-  if (match.kind === 'bad_path') return respondError(stream, new BadPathError(), requestId);
-  if (match.kind === 'not_found') return respondError(stream, new NotFoundError(), requestId);
-  if (match.kind === 'method_not_allowed') return respondError(stream, new MethodNotAllowedError(), requestId, { allow: match.allow.join(', ') });
+  if (match.kind === 'bad_path') return void respondError(stream, new BadPathError(), requestId);
+  if (match.kind === 'not_found') return void respondError(stream, new NotFoundError(), requestId);
+  if (match.kind === 'method_not_allowed') return void respondError(stream, new MethodNotAllowedError(), requestId, { allow: match.allow.join(', ') });
 
   const declared = Number(h2HeaderValue(headers, 'content-length') ?? -1);
   const limit = ctx.config.max_body_bytes;
-  if (limit !== null && declared > limit) return respondError(stream, new BodyTooLargeError(), requestId);
+  if (limit !== null && declared > limit) return void respondError(stream, new BodyTooLargeError(), requestId);
 
   const route = match.route;
-  if (route.respond) return respondDirect(stream, route.respond, method, hasBody);
+  if (route.respond) return void respondDirect(stream, route.respond, method, hasBody);
   const group = ctx.upstreams.group(match.index)!;
   const upstreamTarget = upstreamPath(match, path, query);
-  const peer = peerAddress(stream.session?.socket?.remoteAddress);
+  const peer = conn.address;
   if (method === 'CONNECT' && headers[':protocol'] === 'websocket') {
     // The tunnel speaks HTTP/1.1 Upgrade upstream: refused here, so an HTTP/2 target is not blamed for it.
-    if (group.http2) return respondError(stream, new NotImplementedError('WebSocket tunnels to HTTP/2 upstreams'), requestId);
-    return tunnelH2WebSocket(ctx, stream, headers, { group, path: upstreamTarget, authority, preserveHost: route.preserve_host, clientIp: peer, requestId });
+    if (group.http2) return void respondError(stream, new NotImplementedError('WebSocket tunnels to HTTP/2 upstreams'), requestId);
+    return void tunnelH2WebSocket(ctx, stream, headers, { group, path: upstreamTarget, authority, preserveHost: route.preserve_host, clientIp: peer, requestId });
   }
   if (group.http2) {
-    return proxyToH2Upstream(ctx, stream, raw, { route, group, method, path: upstreamTarget, authority, requestId, addRequestId: clientRequestId === undefined, clientIp: peer, hasBody });
+    return void proxyToH2Upstream(ctx, stream, raw, { route, group, method, path: upstreamTarget, authority, requestId, addRequestId: clientRequestId === undefined, clientIp: peer, hasBody });
   }
-  proxyToH1Upstream(ctx, stream, headers, raw, { match, group, method, upstreamTarget, authority, peer, requestId, addRequestId: clientRequestId === undefined, hasBody, declared });
+  return proxyToH1Upstream(ctx, stream, headers, raw, { match, group, method, upstreamTarget, authority, peer, proto: conn.proto, requestId, addRequestId: clientRequestId === undefined, hasBody, declared });
 }
 
 function respondDirect(stream: ServerHttp2Stream, respond: { status: number; headers: Record<string, string>; body: string }, method: string, hasBody: boolean): void {
@@ -78,6 +89,7 @@ interface H1ProxyOptions {
   authority: string;
   /** The client's address (the HTTP/2 connection's peer). */
   peer: string;
+  proto: 'http' | 'https';
   requestId: string;
   addRequestId: boolean;
   hasBody: boolean;
@@ -85,7 +97,7 @@ interface H1ProxyOptions {
   declared: number;
 }
 
-function proxyToH1Upstream(ctx: WorkerContext, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, raw: string[], o: H1ProxyOptions): void {
+function proxyToH1Upstream(ctx: WorkerContext, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, raw: string[], o: H1ProxyOptions): StreamCloser {
   const route = o.match.route;
   const chunked = o.hasBody && o.declared < 0;
   const hostFromTarget = !route.preserve_host || o.authority === '';
@@ -101,7 +113,7 @@ function proxyToH1Upstream(ctx: WorkerContext, stream: ServerHttp2Stream, header
       authority: o.authority,
       hostFromTarget,
       clientIp: o.peer,
-      proto: stream.session?.encrypted ? 'https' : 'http',
+      proto: o.proto,
       requestId: o.requestId,
       addRequestId: o.addRequestId,
       chunked,
@@ -113,9 +125,8 @@ function proxyToH1Upstream(ctx: WorkerContext, stream: ServerHttp2Stream, header
     hashHeader,
     hashValue: hashHeader === null ? undefined : h2HeaderValue(headers, hashHeader),
   });
-  stream.once('close', () => exchange.abort());
   exchange.start();
-  if (!o.hasBody) return;
+  if (!o.hasBody) return exchange;
   const limit = ctx.config.max_body_bytes;
   let received = 0;
   stream.on('data', (data: Buffer) => {
@@ -130,4 +141,5 @@ function proxyToH1Upstream(ctx: WorkerContext, stream: ServerHttp2Stream, header
     if (chunked) exchange.sendBody(LAST_CHUNK);
     exchange.requestBodyDone();
   });
+  return exchange;
 }

@@ -7,6 +7,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import type { MessageHead } from '../http1/field-lines';
 import type { ResponseHead } from '../http1/response-head';
+import { equalsIgnoreCase } from '../http1/chars';
 
 /** Fields that never go from an HTTP/2 request to an HTTP/1.1 upstream (or are set by the proxy). */
 const REQUEST_SKIP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'host', 'expect', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-for', 'cookie']);
@@ -49,11 +50,37 @@ export function h1RequestHead(raw: readonly string[], options: H1HeadOptions): B
   return Buffer.from(options.hostFromTarget ? head : `${head}\r\n`, 'latin1');
 }
 
+/**
+ * Common response field names, lower-case, by length: a name found here is
+ * neither decoded nor lower-cased, and the header object gets an
+ * internalised key.
+ */
+const KNOWN_NAMES: string[][] = [];
+for (const name of [
+  'age', 'date', 'etag', 'link', 'vary', 'server', 'expires', 'location', 'connection', 'keep-alive', 'set-cookie',
+  'content-type', 'accept-ranges', 'cache-control', 'last-modified', 'content-length', 'content-encoding',
+  'transfer-encoding', 'x-request-id', 'content-language', 'content-disposition', 'strict-transport-security',
+]) {
+  (KNOWN_NAMES[name.length] ??= []).push(name);
+}
+
+/** Header `i`'s name in lower case. */
+function lowerName(head: MessageHead, i: number): string {
+  const s = head.headers[i * 4];
+  const e = head.headers[i * 4 + 1];
+  const known = KNOWN_NAMES[e - s];
+  if (known !== undefined) {
+    for (let k = 0; k < known.length; k++) if (equalsIgnoreCase(head.buf, s, e, known[k])) return known[k];
+  }
+  return head.headerName(i).toLowerCase();
+}
+
 /** The fields of an HTTP/1 head as HTTP/2 headers: lower-case names, repeated fields as arrays. */
 export function h2Fields(head: MessageHead, into: OutgoingHttpHeaders, skip: ReadonlySet<string>): OutgoingHttpHeaders {
+  const tokens = head.connectionTokens;
   for (let i = 0; i < head.headerCount; i++) {
-    const name = head.headerName(i).toLowerCase();
-    if (skip.has(name) || head.connectionTokens.includes(name)) continue;
+    const name = lowerName(head, i);
+    if (skip.has(name) || (tokens.length !== 0 && tokens.includes(name))) continue;
     const value = head.headerValue(i);
     const prior = into[name];
     if (prior === undefined) into[name] = value;
