@@ -180,6 +180,29 @@ describe.each(RUNTIMES)('HTTP/2 prior knowledge (%s)', (_name, noNative) => {
     session.close();
   });
 
+  test('streams that arrive together each get their own answer, a stream reset as it arrives among them', async () => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    await new Promise((r) => session.once('connect', r));
+    const before = seen.length;
+    const get = (p: string) =>
+      new Promise<string>((resolve) => {
+        const req = session.request({ ':path': p });
+        const chunks: Buffer[] = [];
+        req.on('data', (c) => chunks.push(c));
+        req.on('close', () => resolve(Buffer.concat(chunks).toString()));
+      });
+    // HEADERS and RST_STREAM leave together: the proxy mostly sees that stream closed before its exchange starts.
+    const cancelled = session.request({ ':path': '/cancelled' });
+    cancelled.on('error', () => undefined);
+    cancelled.close(http2.constants.NGHTTP2_CANCEL);
+    const paths = ['/p1', '/p2', '/p3', '/p4', '/p5'];
+    const bodies = await Promise.all(paths.map(get));
+    expect(bodies).toEqual(paths.map((p) => JSON.stringify({ url: p })));
+    expect(seen.slice(before).map((s) => s.url)).toEqual(expect.arrayContaining(paths));
+    expect(session.destroyed).toBe(false);
+    session.close();
+  });
+
   test('the stream concurrency limit is announced (max_concurrent_streams)', async () => {
     const session = http2.connect(`http://127.0.0.1:${port}`);
     const settings = await new Promise<http2.Settings>((resolve) => session.once('remoteSettings', resolve));
