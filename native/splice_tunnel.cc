@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <system_error>
 
 #include "errors.h"
@@ -397,7 +398,7 @@ TunnelReactor::PumpResult TunnelReactor::Pump(Direction& d, bool& moved, int& er
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return PumpResult::kIdle;
       err = n < 0 ? errno : EIO;
-      d.writeFailed = true;
+      d.dstFailed = true;
       return PumpResult::kError;
     }
     if (!d.prefix.empty()) {
@@ -434,7 +435,7 @@ TunnelReactor::PumpResult TunnelReactor::Pump(Direction& d, bool& moved, int& er
         return PumpResult::kIdle;  // destination full: wait for EPOLLOUT
       } else if (n < 0 && errno != EINTR) {
         err = errno;
-        d.writeFailed = true;
+        d.dstFailed = true;
         return PumpResult::kError;
       }
     }
@@ -470,7 +471,8 @@ void TunnelReactor::Finish(Tunnel& t, const char* reason, int err, bool report) 
     r->bytesBtoA = t.ba.bytes;
     r->reason = reason;
     r->err = err;
-    r->writeFailed = t.transfer && t.ab.writeFailed;
+    // An idle transfer with bytes in its pipe was waiting for the destination to read.
+    r->onDestination = t.transfer && (t.ab.dstFailed || (std::strcmp(reason, "idle") == 0 && t.ab.inPipe > 0));
     if (napi_call_threadsafe_function(tsfn, r, napi_tsfn_nonblocking) != napi_ok) delete r;
   }
   // Its finalizer runs later on the creating thread and finds the id gone.
@@ -513,9 +515,9 @@ void ReportToJs(napi_env env, napi_value callback, void*, void* data) {
     napi_create_string_utf8(env, code.c_str(), code.size(), &value);
     napi_set_named_property(env, result, "error", value);
   }
-  if (r->writeFailed) {
-    napi_get_boolean(env, true, &value);
-    napi_set_named_property(env, result, "writeFailed", value);
+  if (r->onDestination) {
+    napi_create_string_utf8(env, "destination", NAPI_AUTO_LENGTH, &value);
+    napi_set_named_property(env, result, "side", value);
   }
   napi_value ignored;
   // A throwing callback leaves its exception pending: it becomes the thread's uncaught exception.

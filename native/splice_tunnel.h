@@ -56,7 +56,9 @@ struct TunnelReport {
   uint64_t bytesBtoA = 0;
   const char* reason = "closed";  // "eof" | "error" | "idle" | "closed" | "done" (transfers)
   int err = 0;                    // errno for "error"
-  bool writeFailed = false;       // transfers: the "error" was writing to the destination
+  // Transfers, for "error" and "idle": the destination ended it (a write
+  // failed, or bytes waited for it to take them), not the source.
+  bool onDestination = false;
 };
 
 struct TunnelStats {
@@ -114,7 +116,7 @@ class TunnelReactor {
     uint64_t bytes = 0;
     uint64_t limit = 0;  // transfers: the bytes to move (0: until EOF)
     uint64_t taken = 0;  // bytes read from src so far
-    bool writeFailed = false;  // the error was on dst
+    bool dstFailed = false;  // the error was writing to dst
   };
   struct Tunnel {
     uint64_t id = 0;

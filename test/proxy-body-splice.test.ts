@@ -20,6 +20,7 @@ const addon = require('node-gyp-build')(ROOT) as RawAddon;
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 const LARGE = randomBytes(3 * 1024 * 1024 + 17);
 const MEDIUM = randomBytes(100 * 1024); // under the splice threshold
+const HUGE = randomBytes(32 * 1024 * 1024); // more than the socket buffers on the way hold
 
 function curlSha256(url: string, extra: string[] = []): Promise<{ sha: string; size: number }> {
   return new Promise((resolve, reject) => {
@@ -138,7 +139,8 @@ describe.each(RUNTIMES)('large bodies that break off (%s)', (_name, noNative) =>
       res.send(200, [], 'fine');
     });
     proxy = await startProxy(
-      { thread_count: 1, drain_timeout_ms: 1000, routes: [{ path: '/', upstream: up.url, timeout_ms: 400, retries: 0 }] },
+      // Passive ejection off: every test here breaks an exchange on purpose.
+      { thread_count: 1, drain_timeout_ms: 1000, routes: [{ path: '/', upstream: { targets: [{ url: up.url, weight: 1 }], max_fails: 0 }, timeout_ms: 400, retries: 0 }] },
       noNative,
     );
     port = proxy.address().port;
@@ -164,7 +166,7 @@ describe.each(RUNTIMES)('large bodies that break off (%s)', (_name, noNative) =>
     return { received, closedAfterMs: Date.now() - started };
   }
 
-  test('the upstream closing mid-body closes the client connection short of Content-Length; the next request is served', async () => {
+  test('the upstream closing mid-body closes the client connection short of Content-Length', async () => {
     const { received } = await fetchBroken('/cut');
     expect(received).toBeGreaterThanOrEqual(0);
     expect(received).toBeLessThan(TOTAL);
@@ -172,6 +174,47 @@ describe.each(RUNTIMES)('large bodies that break off (%s)', (_name, noNative) =>
     client.write(requestHead('GET', '/fine'));
     expect((await client.response()).body.toString()).toBe('fine');
     client.destroy();
+  });
+
+  test('clients that go away at any point of a large body, or stop reading, never count against the upstream', async () => {
+    const large = await startRecordingUpstream((req, res) => res.send(200, [], req.target === '/huge' ? HUGE : LARGE));
+    // max_fails 1: a single failure blamed on the upstream would eject it, and the last request would get a 503.
+    const proxied = await startProxy(
+      { thread_count: 1, drain_timeout_ms: 1000, routes: [{ path: '/', upstream: { targets: [{ url: large.url, weight: 1 }], max_fails: 1, fail_timeout_ms: 60_000 }, timeout_ms: 300 }] },
+      noNative,
+    );
+    try {
+      const target = proxied.address().port;
+      // Reset right after asking, on the head, after some body: each lands at another stage of the exchange.
+      await Promise.all(
+        Array.from({ length: 30 }, async (_, i) => {
+          const client = await RawClient.open(target);
+          client.write(requestHead('GET', '/large'));
+          if (i % 3 === 0) return client.socket.resetAndDestroy();
+          await client.waitFor(() => client.data.length > (i % 3 === 1 ? 0 : 200_000), 5000, 'some bytes');
+          client.socket.resetAndDestroy();
+        }),
+      );
+      if (!noNative) {
+        // A client that takes nothing while its body is spliced is closed after timeout_ms (as nginx's send_timeout does).
+        const stalled = await RawClient.open(target);
+        stalled.socket.pause();
+        stalled.write(requestHead('GET', '/huge'));
+        await sleep(1500);
+        // Reading again: what was in flight arrives, then the close, well short of the body.
+        stalled.socket.resume();
+        await stalled.waitClosed(5000);
+        expect(stalled.data.length).toBeLessThan(HUGE.length);
+      }
+      const client = await RawClient.open(target);
+      client.write(requestHead('GET', '/large'));
+      const response = await client.response('GET', 10_000);
+      client.destroy();
+      expect(response.status).toBe(200);
+      expect(sha256(response.body)).toBe(sha256(LARGE));
+    } finally {
+      await proxied.stop();
+    }
   });
 
   test('an upstream silent mid-body past timeout_ms: the client connection is closed, short', async () => {

@@ -122,8 +122,12 @@ export interface TunnelResult {
    */
   reason: 'eof' | 'error' | 'idle' | 'closed' | 'done';
   error?: string;
-  /** Transfers: the `error` came from writing to fdTo (the reader there went away), not from reading fdFrom. */
-  writeFailed?: boolean;
+  /**
+   * Transfers, for `error` and `idle`: `destination` when fdTo ended it (a
+   * write failed: its reader went away; or bytes waited idleTimeoutMs for it
+   * to take them), not fdFrom.
+   */
+  side?: 'destination';
 }
 
 export type TunnelCloseCallback = (result: TunnelResult) => void;

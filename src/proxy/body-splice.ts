@@ -28,53 +28,56 @@ export function bodySpliceAvailable(): boolean {
   return typeof platform().addon?.spliceBody === 'function';
 }
 
-export interface BodySplice {
-  /** Stops a waiting or running transfer; its report (if any) is not delivered. */
-  cancel(): void;
-}
-
 /**
- * Once `client` has nothing left to write, moves `bytes` from `upstream` to
- * it. `onDone` is called once with the outcome, or with null when the addon
- * refused (e.g. out of fds): the caller then relays the body itself. The
- * caller has paused `upstream` and writes nothing to `client` until then.
+ * Once the client socket has nothing left to write, moves `bytes` from the
+ * upstream socket to it. `onDone` is called once, never from start(): with
+ * the outcome, or with null when no transfer ran (the caller then relays the
+ * body itself): `error` when the addon refused (e.g. out of fds), none when
+ * a socket was already gone (its own close handling takes over). The caller
+ * has paused the upstream socket and writes nothing to the client until then.
  */
-export function spliceBody(
-  upstream: net.Socket,
-  client: net.Socket,
-  bytes: number,
-  idleTimeoutMs: number,
-  onDone: (result: TunnelResult | null, error?: Error) => void,
-): BodySplice {
-  const addon = platform().addon!;
-  let state: 'waiting' | 'running' | 'ended' = 'waiting';
-  let id = 0;
-  const start = (): void => {
-    if (state !== 'waiting') return;
-    const from = spliceableFd(upstream);
-    const to = spliceableFd(client);
-    if (from < 0 || to < 0) {
-      state = 'ended';
-      return onDone({ bytesAtoB: 0, bytesBtoA: 0, reason: 'closed' });
-    }
+export class BodySplice {
+  private state: 'new' | 'waiting' | 'running' | 'ended' = 'new';
+  private id = 0;
+
+  constructor(
+    private readonly upstream: net.Socket,
+    private readonly client: net.Socket,
+    private readonly bytes: number,
+    private readonly idleTimeoutMs: number,
+    private readonly onDone: (result: TunnelResult | null, error?: Error) => void,
+  ) {}
+
+  start(): void {
+    if (this.state !== 'new') return;
+    this.state = 'waiting';
+    // Everything written before (the head, the first body bytes) must be in the kernel first.
+    whenFlushed(this.client, () => queueMicrotask(() => this.transfer()));
+  }
+
+  /** Stops a waiting or running transfer; its report is not delivered. */
+  cancel(): void {
+    if (this.state === 'running') platform().addon!.closeTunnel(this.id);
+    this.state = 'ended';
+  }
+
+  private transfer(): void {
+    if (this.state !== 'waiting') return;
+    const from = spliceableFd(this.upstream);
+    const to = spliceableFd(this.client);
+    if (from < 0 || to < 0) return this.end(null);
     try {
-      id = addon.spliceBody(from, to, bytes, idleTimeoutMs, (result) => {
-        if (state !== 'running') return;
-        state = 'ended';
-        onDone(result);
+      this.id = platform().addon!.spliceBody(from, to, this.bytes, this.idleTimeoutMs, (result) => {
+        if (this.state === 'running') this.end(result);
       });
-      state = 'running';
+      this.state = 'running';
     } catch (err) {
-      state = 'ended';
-      onDone(null, err as Error);
+      this.end(null, err as Error);
     }
-  };
-  // Everything written before (the head, the first body bytes) must be in the kernel first.
-  whenFlushed(client, start);
-  return {
-    cancel() {
-      if (state === 'running') addon.closeTunnel(id);
-      state = 'ended';
-    },
-  };
+  }
+
+  private end(result: TunnelResult | null, error?: Error): void {
+    this.state = 'ended';
+    this.onDone(result, error);
+  }
 }

@@ -28,7 +28,7 @@ import {
 } from '../errors';
 import type { BalancerInput } from '../balancer/balancer-base';
 import type { TunnelResult } from '../native/addon-types';
-import { bodySpliceAvailable, spliceBody, SPLICE_MIN_BYTES, type BodySplice } from './body-splice';
+import { bodySpliceAvailable, BodySplice, SPLICE_MIN_BYTES } from './body-splice';
 
 /**
  * The client side of an exchange: the protocol session that asked (HTTP/1
@@ -123,8 +123,16 @@ export class ProxyExchange implements UpstreamExchange, BalancerInput {
     return lowerName === this.request.hashHeader ? this.request.hashValue : undefined;
   }
 
+  /** Sends the request (not if it was aborted before starting); a bug here costs this request a 500, not the worker. */
   start(): void {
-    this.attempt(null);
+    if (this.done) return;
+    try {
+      this.attempt(null);
+    } catch (err) {
+      this.ctx.log.error({ err }, 'request handling failed');
+      this.abort();
+      this.client.exchangeFailed(new InternalError(), true);
+    }
   }
 
   /** Raw request body bytes, framing included, in memory the exchange may keep. */
@@ -291,19 +299,21 @@ export class ProxyExchange implements UpstreamExchange, BalancerInput {
       this.upstreamPaused = true;
       conn.pause();
     }
-    this.bodySplice = spliceBody(conn.socket, socket, conn.spliceableBody, this.route.timeout_ms, (result, error) => this.onSpliced(conn, result, error));
+    this.bodySplice = new BodySplice(conn.socket, socket, conn.spliceableBody, this.route.timeout_ms, (result, error) => this.onSpliced(conn, result, error));
+    this.bodySplice.start();
   }
 
   private onSpliced(conn: UpstreamConnection, result: TunnelResult | null, error?: Error): void {
     this.bodySplice = null;
     if (this.done || this.conn !== conn) return;
     if (result === null) {
-      this.ctx.log.warn({ err: error }, 'body splice refused; the body is relayed through JavaScript');
+      // No transfer ran: JavaScript relays the body (and a socket already gone is seen closing).
+      if (error) this.ctx.log.warn({ err: error }, 'body splice refused; the body is relayed through JavaScript');
       if (this.client.pendingBytes === 0) this.resumeUpstream();
       return;
     }
-    if (result.writeFailed) {
-      // The client went away mid-body: nothing to blame the upstream for.
+    if (result.side === 'destination') {
+      // The client went away or stopped reading mid-body: nothing to blame the upstream for.
       this.abort();
       return this.client.abort();
     }
