@@ -34,6 +34,7 @@ import { upstreamPath } from '../../router/rewrite';
 import type { RouteHit } from '../../router/compile';
 import { ProxyExchange, type ClientSide } from '../../proxy/proxy-exchange';
 import { peerAddress } from '../../proxy/client-ip';
+import { startAtEndOfTurn } from '../../proxy/start-batch';
 import { forwardInterimHead, forwardRequestHead, forwardResponseHead, forwardSwitchingHead } from '../../proxy/forward-head';
 import { isWebSocketUpgrade, openTunnel, type ClientTunnel, type TunnelUpgrade } from '../../tunnel/upgrade';
 import { ChunkedDecoder } from './chunked';
@@ -378,7 +379,8 @@ export class Http1Session implements ProtocolSession, ClientSide {
     });
     // zproxy gives the 100 itself (Expect is not forwarded), as nginx does.
     if (this.body && head.expectContinue) this.write(CONTINUE);
-    this.exchange.start();
+    if (this.body === null) startAtEndOfTurn(this.exchange);
+    else this.exchange.start();
   }
 
   // --- answering --------------------------------------------------------------

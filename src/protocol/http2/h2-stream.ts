@@ -15,6 +15,7 @@ import { BadPathError, BodyTooLargeError, MethodNotAllowedError, NotFoundError, 
 import { H2ClientSide, respondError } from './h2-client-side';
 import { h1RequestHead, h2HeaderValue } from './translate';
 import { proxyToH2Upstream } from '../../proxy/h2-stream-proxy';
+import { startAtEndOfTurn } from '../../proxy/start-batch';
 import { tunnelH2WebSocket } from './h2-websocket';
 
 const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
@@ -81,39 +82,6 @@ function respondDirect(stream: ServerHttp2Stream, respond: { status: number; hea
   stream.end(method === 'HEAD' ? undefined : body);
 }
 
-/**
- * Bodiless requests whose upstream exchange starts at the end of this
- * event-loop turn (node:http2 hands each stream over as its HEADERS frame is
- * parsed): the upstream writes of all the streams that came in one turn then
- * leave back to back, so the upstream is woken once for the burst rather than
- * once per stream (a wake-up costs the writer a cross-CPU interrupt, and the
- * upstream a trip through epoll). Requests with a body start at once: their
- * DATA may follow right behind the HEADERS. Entries: stream, exchange,
- * worker context.
- */
-let startQueue: (ServerHttp2Stream | ProxyExchange | WorkerContext)[] = [];
-
-function startSoon(ctx: WorkerContext, stream: ServerHttp2Stream, exchange: ProxyExchange): void {
-  if (startQueue.length === 0) setImmediate(startQueued);
-  startQueue.push(stream, exchange, ctx);
-}
-
-function startQueued(): void {
-  const queue = startQueue;
-  startQueue = [];
-  for (let i = 0; i < queue.length; i += 3) {
-    const stream = queue[i] as ServerHttp2Stream;
-    // Closed meanwhile (reset by the client): the listener's 'close' aborts the exchange; nothing to start.
-    if (stream.closed) continue;
-    try {
-      (queue[i + 1] as ProxyExchange).start();
-    } catch (err) {
-      (queue[i + 2] as WorkerContext).log.error({ err }, 'HTTP/2 stream handling failed');
-      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-    }
-  }
-}
-
 interface H1ProxyOptions {
   match: RouteHit;
   group: UpstreamGroup;
@@ -159,7 +127,7 @@ function proxyToH1Upstream(ctx: WorkerContext, stream: ServerHttp2Stream, header
     hashValue: hashHeader === null ? undefined : h2HeaderValue(headers, hashHeader),
   });
   if (!o.hasBody) {
-    startSoon(ctx, stream, exchange);
+    startAtEndOfTurn(exchange);
     return exchange;
   }
   exchange.start();
