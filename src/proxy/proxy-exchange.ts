@@ -19,6 +19,7 @@ import type { TunnelUpgrade } from '../tunnel/upgrade';
 import type { ResponseHead, BodyFraming } from '../protocol/http1/response-head';
 import { closeHeadWithHost } from './forward-head';
 import {
+  InternalError,
   NoHealthyTargetError,
   UpstreamBadResponseError,
   UpstreamConnectError,
