@@ -8,6 +8,7 @@
         "native/accept_loop_binding.cc",
         "native/affinity.cc",
         "native/errors.cc",
+        "native/fd_write.cc",
         "native/listen_socket.cc",
         "native/node_buffer.cc",
         "native/numa.cc",

@@ -5,6 +5,7 @@
 #include "accept_loop_binding.h"
 #include "addon_data.h"
 #include "affinity.h"
+#include "fd_write.h"
 #include "node_buffer.h"
 #include "numa.h"
 #include "splice_tunnel_binding.h"
@@ -25,6 +26,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("AcceptLoop", zproxy::InitAcceptLoop(env, data));
   exports.Set("attachWorker", Napi::Function::New(env, zproxy::AttachWorker, "attachWorker"));
   exports.Set("WorkerListener", zproxy::InitWorkerListener(env));
+  exports.Set("writeFd", Napi::Function::New(env, zproxy::WriteFd, "writeFd"));
   exports.Set("createTunnel", Napi::Function::New(env, zproxy::CreateTunnel, "createTunnel"));
   exports.Set("spliceBody", Napi::Function::New(env, zproxy::SpliceBody, "spliceBody"));
   exports.Set("closeTunnel", Napi::Function::New(env, zproxy::CloseTunnel, "closeTunnel"));

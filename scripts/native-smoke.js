@@ -573,6 +573,28 @@ async function main() {
 
   await step('EMFILE: counted, no spin, recovers when fds are free (child process)', emfileStep);
 
+  await step('writeFd: bytes sent on a socket fd, EAGAIN as 0, errors as -errno', async () => {
+    const server = net.createServer();
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const accepted = new Promise((resolve) => server.once('connection', resolve));
+    const client = net.connect(server.address().port, '127.0.0.1');
+    await new Promise((resolve) => client.once('connect', resolve));
+    const peer = await accepted;
+    const got = new Promise((resolve) => peer.once('data', resolve));
+    assert.equal(addon.writeFd(client._handle.fd, Buffer.from('hello')), 5);
+    assert.equal((await got).toString(), 'hello');
+    peer.pause();
+    let sent = 0;
+    for (let n = 1; n > 0; ) sent += n = addon.writeFd(client._handle.fd, Buffer.alloc(1 << 20));
+    assert.ok(sent > 0, 'the kernel took some bytes before it was full');
+    assert.equal(addon.writeFd(client._handle.fd, Buffer.from('x')), 0); // full: EAGAIN
+    assert.ok(addon.writeFd(100000, Buffer.from('x')) < 0); // EBADF as -errno
+    assert.throws(() => addon.writeFd(client._handle.fd, 'x'), TypeError);
+    client.destroy();
+    peer.destroy();
+    server.close();
+  });
+
   await step('splice tunnels: scripts/tunnel-smoke.js (child process, same addon)', async () => {
     const { spawnSync } = require('node:child_process');
     const run = spawnSync(process.execPath, [path.join(__dirname, 'tunnel-smoke.js')], { encoding: 'utf8', timeout: 90_000 });

@@ -1,6 +1,6 @@
 /**
  * Large response bodies moved in the kernel (src/proxy/body-splice.ts): with
- * the addon, the rest of a length-framed body of 512 KiB or more is spliced
+ * the addon, the rest of a length-framed body of 256 KiB or more is spliced
  * from the upstream socket to the client's; the fallback relays it in JS.
  * Both must deliver the same bytes, keep both connections usable, and end
  * a broken body as the JS relay does.

@@ -17,6 +17,7 @@ import { parseResponseHead, type ResponseHead, type BodyFraming } from '../proto
 import { ChunkedDecoder } from '../protocol/http1/chunked';
 import { connectTls, type UpstreamTlsOptions } from './tls-connect';
 import type { TunnelResult } from '../native/addon-types';
+import { writeThrough } from '../util/socket-fd';
 
 /** `upgraded`: a 101 switched it to a tunnel; its bytes go to the raw reader, never to an exchange again. */
 export type UpstreamState = 'connecting' | 'idle' | 'busy' | 'upgraded' | 'closed';
@@ -127,7 +128,7 @@ export class UpstreamConnection {
 
   write(data: Buffer): boolean {
     if (this.deadline !== 0) this.touch();
-    return this.socket.write(data);
+    return writeThrough(this.socket, data);
   }
 
   /** The pool's sweep: a busy connection silent past its deadline fails the exchange with a timeout. */

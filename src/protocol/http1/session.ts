@@ -10,6 +10,7 @@
  */
 import type net from 'node:net';
 import { nextRequestId } from '../../util/request-id';
+import { writeThrough } from '../../util/socket-fd';
 import type { Connection } from '../../listener/connection';
 import type { WorkerContext } from '../../server/worker-context';
 import type { ProtocolSession } from '../registry';
@@ -185,7 +186,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
     if (!this.dechunker) {
       if (this.heldHead !== null && end - start <= JOIN_WITH_HEAD_MAX_BYTES) {
         // A copy: the upstream's buffer is free at once, nothing to wait for.
-        this.write(this.withHeldHead(buf, start, end));
+        writeThrough(this.conn.socket, this.withHeldHead(buf, start, end));
         return 0;
       }
       this.write(buf.subarray(start, end), onFlushed);
