@@ -18,13 +18,13 @@ import type { TunnelResult } from '../native/addon-types';
 
 /**
  * Bodies with at least this much left after the first read go through the
- * kernel. Measured on loopback with 16 keep-alive clients (proxy CPU per
- * response, transfer against the JS relay): even at 196–512 KiB bodies
- * (no better: a transfer's setup and its 64 KiB pipe cost what the copies
- * save while the socket buffers take the whole body), clearly better from
- * 768 KiB (about 0.6×) and at 1 MiB (0.65–0.7×).
+ * kernel. Measured on loopback with 16 keep-alive clients, proxy CPU per
+ * response, transfer against the JS relay: about even for 256 KiB bodies,
+ * 0.8× at 512 KiB, 0.67× at 768 KiB, 0.7× at 1 MiB. Below this, setting a
+ * transfer up (two dups, a pipe, a thread hop and a report back) costs about
+ * what the copies it saves do.
  */
-export const SPLICE_MIN_BYTES = 512 * 1024;
+export const SPLICE_MIN_BYTES = 256 * 1024;
 
 /** Whether this process can splice bodies at all (the addon is loaded and has transfers). */
 export function bodySpliceAvailable(): boolean {
