@@ -101,22 +101,7 @@ class AcceptLoopWrap : public Napi::ObjectWrap<AcceptLoopWrap> {
     return result;
   }
 
-  Napi::Value Stats(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    AcceptLoopStats s = loop_->Stats();
-    Napi::Array active = Napi::Array::New(env, s.active.size());
-    for (uint32_t i = 0; i < s.active.size(); i++) {
-      active.Set(i, Napi::Number::New(env, static_cast<double>(s.active[i])));
-    }
-    Napi::Object result = Napi::Object::New(env);
-    result.Set("active", active);
-    result.Set("pending", Napi::Number::New(env, static_cast<double>(s.pending)));
-    result.Set("accepted", Napi::Number::New(env, static_cast<double>(s.accepted)));
-    result.Set("closedEarly", Napi::Number::New(env, static_cast<double>(s.closedEarly)));
-    result.Set("resourceErrors", Napi::Number::New(env, static_cast<double>(s.resourceErrors)));
-    result.Set("pausedFull", Napi::Number::New(env, static_cast<double>(s.pausedFull)));
-    return result;
-  }
+  Napi::Value Stats(const Napi::CallbackInfo& info) { return ListenerStatsToJs(info.Env(), loop_->Stats()); }
 
   std::shared_ptr<AcceptLoop> loop_;
 };
@@ -170,6 +155,21 @@ void OnTsfnFinalize(napi_env, void* data, void*) {
 }
 
 }  // namespace
+
+Napi::Object ListenerStatsToJs(Napi::Env env, const AcceptLoopStats& s) {
+  Napi::Array active = Napi::Array::New(env, s.active.size());
+  for (uint32_t i = 0; i < s.active.size(); i++) {
+    active.Set(i, Napi::Number::New(env, static_cast<double>(s.active[i])));
+  }
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("active", active);
+  result.Set("pending", Napi::Number::New(env, static_cast<double>(s.pending)));
+  result.Set("accepted", Napi::Number::New(env, static_cast<double>(s.accepted)));
+  result.Set("closedEarly", Napi::Number::New(env, static_cast<double>(s.closedEarly)));
+  result.Set("resourceErrors", Napi::Number::New(env, static_cast<double>(s.resourceErrors)));
+  result.Set("pausedFull", Napi::Number::New(env, static_cast<double>(s.pausedFull)));
+  return result;
+}
 
 Napi::Function InitAcceptLoop(Napi::Env env, AddonData* data) {
   data->workerAttachment = Napi::Persistent(WorkerAttachmentWrap::Define(env));

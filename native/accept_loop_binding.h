@@ -11,6 +11,7 @@
 
 #include <napi.h>
 
+#include "accept_loop.h"
 #include "addon_data.h"
 
 namespace zproxy {
@@ -18,6 +19,10 @@ namespace zproxy {
 // Defines the AcceptLoop and WorkerAttachment classes; returns the AcceptLoop
 // constructor to export.
 Napi::Function InitAcceptLoop(Napi::Env env, AddonData* data);
+
+// The listener counters as JS sees them (AcceptLoopStats in
+// src/native/addon-types.ts); the worker listener reports the same shape.
+Napi::Object ListenerStatsToJs(Napi::Env env, const AcceptLoopStats& s);
 
 // JS: attachWorker(loopId, index, onConnection): RawWorkerAttachment.
 Napi::Value AttachWorker(const Napi::CallbackInfo& info);

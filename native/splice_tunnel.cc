@@ -67,11 +67,12 @@ int DupNonBlocking(int fd) {
 
 }  // namespace
 
-void TunnelReactor::Create(uint64_t id, int fdA, int fdB, uint32_t idleTimeoutMs, std::string toB,
-                           std::string toA, napi_threadsafe_function tsfn) {
+std::unique_ptr<TunnelReactor::Tunnel> TunnelReactor::Open(uint64_t id, int fdA, int fdB, uint32_t idleTimeoutMs,
+                                                           bool bothWays, const char* caller) {
   auto t = std::make_unique<Tunnel>();
   t->id = id;
   t->idleMs = idleTimeoutMs;
+  t->transfer = !bothWays;
   int pipeAB[2] = {-1, -1};
   int pipeBA[2] = {-1, -1};
   auto fail = [&](const char* syscall) {
@@ -82,48 +83,39 @@ void TunnelReactor::Create(uint64_t id, int fdA, int fdB, uint32_t idleTimeoutMs
     CloseFd(pipeAB[1]);
     CloseFd(pipeBA[0]);
     CloseFd(pipeBA[1]);
-    throw SystemError{err, syscall, "(createTunnel)"};
+    throw SystemError{err, syscall, caller};
   };
   if ((t->fdA = DupNonBlocking(fdA)) < 0) fail("dup");
   if ((t->fdB = DupNonBlocking(fdB)) < 0) fail("dup");
   if (pipe2(pipeAB, O_NONBLOCK | O_CLOEXEC) != 0) fail("pipe2");
-  if (pipe2(pipeBA, O_NONBLOCK | O_CLOEXEC) != 0) fail("pipe2");
-  SetUpDirection(t->ab, t->fdA, t->fdB, pipeAB, std::move(toB));
-  SetUpDirection(t->ba, t->fdB, t->fdA, pipeBA, std::move(toA));
+  if (bothWays && pipe2(pipeBA, O_NONBLOCK | O_CLOEXEC) != 0) fail("pipe2");
+  SetUpDirection(t->ab, t->fdA, t->fdB, pipeAB);
+  if (bothWays) SetUpDirection(t->ba, t->fdB, t->fdA, pipeBA);
+  return t;
+}
+
+void TunnelReactor::Create(uint64_t id, int fdA, int fdB, uint32_t idleTimeoutMs, std::string toB,
+                           std::string toA, napi_threadsafe_function tsfn) {
+  std::unique_ptr<Tunnel> t = Open(id, fdA, fdB, idleTimeoutMs, true, "(createTunnel)");
+  t->ab.prefix = std::move(toB);
+  t->ba.prefix = std::move(toA);
   Queue(std::move(t), tsfn);
 }
 
 void TunnelReactor::CreateTransfer(uint64_t id, int fdFrom, int fdTo, uint64_t bytes, uint32_t idleTimeoutMs,
                                    napi_threadsafe_function tsfn) {
-  auto t = std::make_unique<Tunnel>();
-  t->id = id;
-  t->idleMs = idleTimeoutMs;
-  t->transfer = true;
-  int pipeAB[2] = {-1, -1};
-  auto fail = [&](const char* syscall) {
-    int err = errno;
-    CloseFd(t->fdA);
-    CloseFd(t->fdB);
-    CloseFd(pipeAB[0]);
-    CloseFd(pipeAB[1]);
-    throw SystemError{err, syscall, "(spliceBody)"};
-  };
-  if ((t->fdA = DupNonBlocking(fdFrom)) < 0) fail("dup");
-  if ((t->fdB = DupNonBlocking(fdTo)) < 0) fail("dup");
-  if (pipe2(pipeAB, O_NONBLOCK | O_CLOEXEC) != 0) fail("pipe2");
-  SetUpDirection(t->ab, t->fdA, t->fdB, pipeAB, std::string());
+  std::unique_ptr<Tunnel> t = Open(id, fdFrom, fdTo, idleTimeoutMs, false, "(spliceBody)");
   t->ab.limit = bytes;
   Queue(std::move(t), tsfn);
 }
 
-void TunnelReactor::SetUpDirection(Direction& d, int src, int dst, const int* pipe, std::string prefix) {
+void TunnelReactor::SetUpDirection(Direction& d, int src, int dst, const int* pipe) {
   d.src = src;
   d.dst = dst;
   d.pipeR = pipe[0];
   d.pipeW = pipe[1];
   int capacity = fcntl(pipe[1], F_GETPIPE_SZ);
   if (capacity > 0) d.pipeCapacity = static_cast<size_t>(capacity);
-  d.prefix = std::move(prefix);
 }
 
 void TunnelReactor::Queue(std::unique_ptr<Tunnel> t, napi_threadsafe_function tsfn) {

@@ -136,7 +136,12 @@ class TunnelReactor {
   TunnelReactor() = default;
   ~TunnelReactor() = delete;  // leaked on purpose
 
-  static void SetUpDirection(Direction& d, int src, int dst, const int* pipe, std::string prefix);
+  // A tunnel owning dups of fdA/fdB and a pipe for A->B (and B->A when
+  // `bothWays`; otherwise a transfer). Throws SystemError naming `caller`;
+  // on throw nothing is kept.
+  static std::unique_ptr<Tunnel> Open(uint64_t id, int fdA, int fdB, uint32_t idleTimeoutMs, bool bothWays,
+                                      const char* caller);
+  static void SetUpDirection(Direction& d, int src, int dst, const int* pipe);
   // Registers a tunnel whose fds are set up and hands it to the epoll thread.
   void Queue(std::unique_ptr<Tunnel> t, napi_threadsafe_function tsfn);
   void ServiceTransfer(Tunnel& t, int64_t now);

@@ -55,6 +55,35 @@ TunnelStart StartTunnel(Napi::Env env, Napi::Value callback) {
   return TunnelStart{id, tsfn};
 }
 
+int FdArg(const Napi::CallbackInfo& info, size_t index) { return info[index].As<Napi::Number>().Int32Value(); }
+
+void CheckFdPair(Napi::Env env, int a, int b, const char* fn) {
+  if (a < 0 || b < 0 || a == b) throw Napi::RangeError::New(env, std::string(fn) + "(): two distinct open fds are needed");
+}
+
+uint32_t IdleMsArg(const Napi::CallbackInfo& info, size_t index, const char* fn) {
+  double idle = info[index].As<Napi::Number>().DoubleValue();
+  if (!(idle >= 0) || idle > 2147483647.0) {
+    throw Napi::RangeError::New(info.Env(), std::string(fn) + "(): idleTimeoutMs must be in 0..2^31-1");
+  }
+  return static_cast<uint32_t>(idle);
+}
+
+// Starts a tunnel's TSFN and has `create(id, tsfn)` queue it with the
+// reactor; if that throws, the TSFN is released and the errno error thrown
+// to JS. Returns the id.
+template <typename Create>
+Napi::Value QueueTunnel(Napi::Env env, Napi::Value callback, Create create) {
+  TunnelStart start = StartTunnel(env, callback);
+  try {
+    create(start.id, start.tsfn);
+  } catch (const SystemError& e) {
+    napi_release_threadsafe_function(start.tsfn, napi_tsfn_release);  // its finalizer finds no tunnel
+    throw MakeErrnoError(env, e.err, e.syscall, e.detail);
+  }
+  return Napi::Number::New(env, static_cast<double>(start.id));
+}
+
 }  // namespace
 
 Napi::Value CreateTunnel(const Napi::CallbackInfo& info) {
@@ -62,22 +91,15 @@ Napi::Value CreateTunnel(const Napi::CallbackInfo& info) {
   if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsFunction()) {
     throw Napi::TypeError::New(env, "createTunnel(fdA, fdB, idleTimeoutMs, onClose, toB?, toA?): bad arguments");
   }
-  int fdA = info[0].As<Napi::Number>().Int32Value();
-  int fdB = info[1].As<Napi::Number>().Int32Value();
-  double idle = info[2].As<Napi::Number>().DoubleValue();
-  if (fdA < 0 || fdB < 0 || fdA == fdB) throw Napi::RangeError::New(env, "createTunnel(): two distinct open fds are needed");
-  if (!(idle >= 0) || idle > 2147483647.0) throw Napi::RangeError::New(env, "createTunnel(): idleTimeoutMs must be in 0..2^31-1");
+  int fdA = FdArg(info, 0);
+  int fdB = FdArg(info, 1);
+  CheckFdPair(env, fdA, fdB, "createTunnel");
+  uint32_t idle = IdleMsArg(info, 2, "createTunnel");
   std::string toB = OptionalBytes(info, 4, "toB");
   std::string toA = OptionalBytes(info, 5, "toA");
-
-  TunnelStart start = StartTunnel(env, info[3]);
-  try {
-    TunnelReactor::Get().Create(start.id, fdA, fdB, static_cast<uint32_t>(idle), std::move(toB), std::move(toA), start.tsfn);
-  } catch (const SystemError& e) {
-    napi_release_threadsafe_function(start.tsfn, napi_tsfn_release);  // its finalizer finds no tunnel
-    throw MakeErrnoError(env, e.err, e.syscall, e.detail);
-  }
-  return Napi::Number::New(env, static_cast<double>(start.id));
+  return QueueTunnel(env, info[3], [&](uint64_t id, napi_threadsafe_function tsfn) {
+    TunnelReactor::Get().Create(id, fdA, fdB, idle, std::move(toB), std::move(toA), tsfn);
+  });
 }
 
 Napi::Value SpliceBody(const Napi::CallbackInfo& info) {
@@ -86,24 +108,17 @@ Napi::Value SpliceBody(const Napi::CallbackInfo& info) {
       !info[4].IsFunction()) {
     throw Napi::TypeError::New(env, "spliceBody(fdFrom, fdTo, bytes, idleTimeoutMs, onDone): bad arguments");
   }
-  int fdFrom = info[0].As<Napi::Number>().Int32Value();
-  int fdTo = info[1].As<Napi::Number>().Int32Value();
+  int fdFrom = FdArg(info, 0);
+  int fdTo = FdArg(info, 1);
+  CheckFdPair(env, fdFrom, fdTo, "spliceBody");
   double bytes = info[2].As<Napi::Number>().DoubleValue();
-  double idle = info[3].As<Napi::Number>().DoubleValue();
-  if (fdFrom < 0 || fdTo < 0 || fdFrom == fdTo) throw Napi::RangeError::New(env, "spliceBody(): two distinct open fds are needed");
   if (!(bytes >= 1) || bytes > 9007199254740991.0 || bytes != static_cast<double>(static_cast<uint64_t>(bytes))) {
     throw Napi::RangeError::New(env, "spliceBody(): bytes must be a positive integer");
   }
-  if (!(idle >= 0) || idle > 2147483647.0) throw Napi::RangeError::New(env, "spliceBody(): idleTimeoutMs must be in 0..2^31-1");
-  TunnelStart start = StartTunnel(env, info[4]);
-  try {
-    TunnelReactor::Get().CreateTransfer(start.id, fdFrom, fdTo, static_cast<uint64_t>(bytes), static_cast<uint32_t>(idle),
-                                        start.tsfn);
-  } catch (const SystemError& e) {
-    napi_release_threadsafe_function(start.tsfn, napi_tsfn_release);  // its finalizer finds no tunnel
-    throw MakeErrnoError(env, e.err, e.syscall, e.detail);
-  }
-  return Napi::Number::New(env, static_cast<double>(start.id));
+  uint32_t idle = IdleMsArg(info, 3, "spliceBody");
+  return QueueTunnel(env, info[4], [&](uint64_t id, napi_threadsafe_function tsfn) {
+    TunnelReactor::Get().CreateTransfer(id, fdFrom, fdTo, static_cast<uint64_t>(bytes), idle, tsfn);
+  });
 }
 
 Napi::Value CloseTunnel(const Napi::CallbackInfo& info) {

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "accept_loop_binding.h"
 #include "errors.h"
 #include "listen_socket.h"
 
@@ -118,17 +119,13 @@ class WorkerListener : public Napi::ObjectWrap<WorkerListener> {
   }
 
   Napi::Value Stats(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    Napi::Array active = Napi::Array::New(env, 1);
-    active.Set(0u, Napi::Number::New(env, static_cast<double>(active_)));
-    Napi::Object result = Napi::Object::New(env);
-    result.Set("active", active);
-    result.Set("pending", Napi::Number::New(env, 0));
-    result.Set("accepted", Napi::Number::New(env, static_cast<double>(accepted_)));
-    result.Set("closedEarly", Napi::Number::New(env, static_cast<double>(closedEarly_)));
-    result.Set("resourceErrors", Napi::Number::New(env, static_cast<double>(resourceErrors_)));
-    result.Set("pausedFull", Napi::Number::New(env, static_cast<double>(pausedFull_)));
-    return result;
+    AcceptLoopStats s;
+    s.active = {active_};  // one worker: this one; nothing waits between accept and hand-off
+    s.accepted = accepted_;
+    s.closedEarly = closedEarly_;
+    s.resourceErrors = resourceErrors_;
+    s.pausedFull = pausedFull_;
+    return ListenerStatsToJs(info.Env(), s);
   }
 
   // A connection handed to JS has ended: room for another.
