@@ -77,3 +77,8 @@ export const UpstreamTimeoutError = defineError('ZP_ERR_UPSTREAM_TIMEOUT', error
 export function errorBody(error: ZproxyError, requestId: string): string {
   return JSON.stringify({ error: error.message, status: error.status, request_id: requestId });
 }
+
+/** A socket-level ETIMEDOUT error (what zproxy's own timers report, shaped like the kernel's). */
+export function timedOut(message: string): Error {
+  return Object.assign(new Error(message), { code: 'ETIMEDOUT' });
+}

@@ -12,7 +12,7 @@ import type { WorkerContext } from '../server/worker-context';
 import type { UpstreamGroup } from '../upstream/upstreams';
 import type { Target } from '../upstream/target';
 import type { BalancerInput } from '../balancer/balancer-base';
-import { NoHealthyTargetError, UpstreamConnectError, UpstreamResetError, UpstreamTimeoutError, type ZproxyError } from '../errors';
+import { NoHealthyTargetError, UpstreamConnectError, UpstreamResetError, UpstreamTimeoutError, timedOut, type ZproxyError } from '../errors';
 import { respondError } from '../protocol/http2/h2-client-side';
 import { IDEMPOTENT } from './proxy-exchange';
 import { connectFailureOf } from '../upstream/h2-sessions';
@@ -85,7 +85,7 @@ class H2StreamProxy implements BalancerInput {
     // Once a stream has failed (and maybe been replaced by a retry's), its late events are not this request's.
     const current = () => this.upstream === upstream;
     upstream.setTimeout(this.request.route.timeout_ms, () => {
-      if (current()) this.onUpstreamError(Object.assign(new Error('upstream response timed out'), { code: 'ETIMEDOUT' }), true);
+      if (current()) this.onUpstreamError(timedOut('upstream response timed out'), true);
     });
     upstream.on('response', (headers, flags) => this.onResponse(headers, flags));
     upstream.on('trailers', (trailers) => (this.trailers = trailers));

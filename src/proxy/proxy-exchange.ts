@@ -32,6 +32,13 @@ import type { TunnelResult } from '../native/addon-types';
 import { bodySpliceAvailable, BodySplice, SPLICE_MIN_BYTES } from './body-splice';
 
 /**
+ * Response body chunks up to this size may be copied by a client side
+ * (sendBody returning 0): the upstream's buffer is free at once and the
+ * upstream need not pause; larger ones are relayed from that buffer.
+ */
+export const COPY_BODY_MAX_BYTES = 16 * 1024;
+
+/**
  * The client side of an exchange: the protocol session that asked (HTTP/1
  * today), which owns the client's wire format and connection decisions.
  */

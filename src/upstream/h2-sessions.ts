@@ -17,6 +17,7 @@ import http2, { type ClientHttp2Session } from 'node:http2';
 import type { UpstreamConfig } from '../config/types';
 import type { Target } from './target';
 import { connectTlsH2, loadedTlsOptions, poolKey, type TlsPeerCheck, type UpstreamTlsOptions } from './tls-connect';
+import { timedOut } from '../errors';
 
 /**
  * Why a stream failed when its session never connected, undefined for any
@@ -79,7 +80,7 @@ export class H2Sessions {
   private connect(target: Target, tls: UpstreamTlsOptions | undefined): ClientHttp2Session {
     const session = connectHttp2(target, tls);
     session.setTimeout(this.connectTimeoutMs, () => {
-      if (session.connecting) session.destroy(Object.assign(new Error('upstream connect timed out'), { code: 'ETIMEDOUT' }));
+      if (session.connecting) session.destroy(timedOut('upstream connect timed out'));
     });
     session.once('connect', () => session.setTimeout(0));
     return session;

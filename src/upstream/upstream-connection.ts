@@ -18,6 +18,7 @@ import { ChunkedDecoder } from '../protocol/http1/chunked';
 import { connectTls, type UpstreamTlsOptions } from './tls-connect';
 import type { TunnelResult } from '../native/addon-types';
 import { writeThrough } from '../util/socket-fd';
+import { timedOut } from '../errors';
 
 /** `upgraded`: a 101 switched it to a tunnel; its bytes go to the raw reader, never to an exchange again. */
 export type UpstreamState = 'connecting' | 'idle' | 'busy' | 'upgraded' | 'closed';
@@ -134,7 +135,7 @@ export class UpstreamConnection {
   /** The pool's sweep: a busy connection silent past its deadline fails the exchange with a timeout. */
   checkDeadline(now: number): void {
     if (this.deadline !== 0 && now >= this.deadline && this.state === 'busy') {
-      this.fail('timeout', Object.assign(new Error('upstream response timed out'), { code: 'ETIMEDOUT' }));
+      this.fail('timeout', timedOut('upstream response timed out'));
     }
   }
 
@@ -177,7 +178,7 @@ export class UpstreamConnection {
       this.remaining = 0;
       return this.finishResponse();
     }
-    if (result.reason === 'idle') return this.fail('timeout', Object.assign(new Error('upstream response timed out'), { code: 'ETIMEDOUT' }));
+    if (result.reason === 'idle') return this.fail('timeout', timedOut('upstream response timed out'));
     const detail = result.error ?? (result.reason === 'eof' ? 'upstream closed the connection' : `body transfer ${result.reason}`);
     this.fail('truncated', Object.assign(new Error(`response body cut short: ${detail}`), { code: result.error }));
   }
@@ -202,7 +203,7 @@ export class UpstreamConnection {
   }
 
   private onTimeout(): void {
-    if (this.state === 'connecting') this.fail('connect', Object.assign(new Error('upstream connect timed out'), { code: 'ETIMEDOUT' }));
+    if (this.state === 'connecting') this.fail('connect', timedOut('upstream connect timed out'));
   }
 
   private failureNow(): UpstreamFailure {

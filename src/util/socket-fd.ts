@@ -1,10 +1,12 @@
 /**
- * What the addon's splice primitives need from a JS socket: its fd, and a
- * moment when everything JS queued on it is in the kernel.
+ * A JS socket as the addon's fd primitives see it: its fd, a moment when
+ * everything JS queued on it is in the kernel (splice tunnels and body
+ * transfers), and a write straight to the fd when nothing is queued.
  */
 import type net from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { platform } from '../native/platform';
+import type { RawAddon } from '../native/addon-types';
 
 /** The fd of a live plain TCP socket, or -1 (TLS: the bytes on the wire are not the payload; or no libuv handle). */
 export function spliceableFd(socket: net.Socket): number {
@@ -21,8 +23,8 @@ export function whenFlushed(socket: net.Socket, callback: () => void): void {
   socket.write(EMPTY, () => callback());
 }
 
-/** The addon's send(2) on an fd, or null without the addon. */
-let sendOnFd: ((fd: number, data: Buffer) => number) | null | undefined;
+/** The addon when it can send on an fd; null without it (looked up on first use). */
+let sender: RawAddon | null | undefined;
 
 /**
  * Writes `data` to `socket` with one send(2) on its fd when nothing is
@@ -34,14 +36,14 @@ let sendOnFd: ((fd: number, data: Buffer) => number) | null | undefined;
  * (false: wait for 'drain').
  */
 export function writeThrough(socket: net.Socket, data: Buffer): boolean {
-  if (sendOnFd === undefined) {
+  if (sender === undefined) {
     const addon = platform().addon;
-    sendOnFd = addon && typeof addon.writeFd === 'function' ? (fd, bytes) => addon.writeFd(fd, bytes) : null;
+    sender = addon && typeof addon.writeFd === 'function' ? addon : null;
   }
-  if (sendOnFd !== null && socket.writableLength === 0 && !socket.connecting && !socket.writableCorked && !socket.writableEnded) {
+  if (sender !== null && socket.writableLength === 0 && !socket.connecting && !socket.writableCorked && !socket.writableEnded) {
     const fd = spliceableFd(socket);
     if (fd >= 0) {
-      const sent = sendOnFd(fd, data);
+      const sent = sender.writeFd(fd, data);
       if (sent === data.length) return true;
       if (sent > 0) return socket.write(data.subarray(sent));
     }

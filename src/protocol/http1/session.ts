@@ -33,7 +33,7 @@ import type { DirectResponse, RouteConfig } from '../../config/types';
 import { splitTarget } from '../../router/request-path';
 import { upstreamPath } from '../../router/rewrite';
 import type { RouteHit } from '../../router/compile';
-import { ProxyExchange, type ClientSide } from '../../proxy/proxy-exchange';
+import { COPY_BODY_MAX_BYTES, ProxyExchange, type ClientSide } from '../../proxy/proxy-exchange';
 import { peerAddress } from '../../proxy/client-ip';
 import { startAtEndOfTurn } from '../../proxy/start-batch';
 import { forwardInterimHead, forwardRequestHead, forwardResponseHead, forwardSwitchingHead } from '../../proxy/forward-head';
@@ -184,8 +184,8 @@ export class Http1Session implements ProtocolSession, ClientSide {
 
   sendBody(buf: Buffer, start: number, end: number, onFlushed: () => void): number {
     if (!this.dechunker) {
-      if (this.heldHead !== null && end - start <= JOIN_WITH_HEAD_MAX_BYTES) {
-        // A copy: the upstream's buffer is free at once, nothing to wait for.
+      if (this.heldHead !== null && end - start <= COPY_BODY_MAX_BYTES) {
+        // Copied behind the held head (larger chunks follow it in their own write).
         writeThrough(this.conn.socket, this.withHeldHead(buf, start, end));
         return 0;
       }
@@ -463,9 +463,6 @@ function headError(status: number, reason: string): ZproxyError {
   if (status === 505) return new HttpVersionError(reason);
   return new BadRequestError(reason);
 }
-
-/** Body chunks up to this size are copied behind a held response head; larger ones follow it in their own write. */
-const JOIN_WITH_HEAD_MAX_BYTES = 16 * 1024;
 
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
 

@@ -8,12 +8,9 @@
 import http2, { type ServerHttp2Stream } from 'node:http2';
 import { ChunkedDecoder } from '../http1/chunked';
 import type { BodyFraming, ResponseHead } from '../http1/response-head';
-import type { ClientSide } from '../../proxy/proxy-exchange';
+import { COPY_BODY_MAX_BYTES, type ClientSide } from '../../proxy/proxy-exchange';
 import { errorBody, type ZproxyError } from '../../errors';
 import { h2ResponseHeaders, h2Trailers } from './translate';
-
-/** Body chunks up to this size are copied rather than relayed from the upstream connection's buffer. */
-const COPY_MAX_BYTES = 16 * 1024;
 
 /** respond() options, made once. */
 const NO_BODY = { endStream: true };
@@ -61,7 +58,7 @@ export class H2ClientSide implements ClientSide {
       // pauses the upstream connection until then: two epoll_ctl and a resume
       // per response. A small chunk for a client that keeps up is copied
       // instead; behind a slow client, relays pause as usual.
-      if (end - start <= COPY_MAX_BYTES && this.stream.writableLength === 0) {
+      if (end - start <= COPY_BODY_MAX_BYTES && this.stream.writableLength === 0) {
         this.stream.write(Buffer.from(buf.subarray(start, end)));
         return 0;
       }

@@ -13,7 +13,7 @@ import type { WorkerContext } from '../../server/worker-context';
 import type { UpstreamGroup } from '../../upstream/upstreams';
 import { parseResponseHead } from '../http1/response-head';
 import { h2Fields } from './translate';
-import { NoHealthyTargetError, UpstreamBadResponseError, UpstreamConnectError } from '../../errors';
+import { NoHealthyTargetError, UpstreamBadResponseError, UpstreamConnectError, timedOut } from '../../errors';
 import { respondError } from './h2-client-side';
 
 const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -47,7 +47,7 @@ export function tunnelH2WebSocket(ctx: WorkerContext, stream: ServerHttp2Stream,
   head += `x-forwarded-for: ${request.clientIp}\r\nx-forwarded-proto: ${stream.session?.encrypted ? 'https' : 'http'}\r\nx-request-id: ${request.requestId}\r\n\r\n`;
 
   const socket = net.connect({ host: target.host, port: target.port, noDelay: true });
-  socket.setTimeout(ctx.config.upstream_connect_timeout_ms, () => socket.destroy(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' })));
+  socket.setTimeout(ctx.config.upstream_connect_timeout_ms, () => socket.destroy(timedOut('connect timed out')));
   let handshake: Buffer | null = Buffer.alloc(0);
   let done = false;
   const finish = () => {
