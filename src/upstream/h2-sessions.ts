@@ -18,6 +18,7 @@ import type { UpstreamConfig } from '../config/types';
 import type { Target } from './target';
 import { connectTlsH2, loadedTlsOptions, poolKey, type TlsPeerCheck, type UpstreamTlsOptions } from './tls-connect';
 import { timedOut } from '../errors';
+import { installStreamTable } from '../protocol/http2/stream-table';
 
 /**
  * Why a stream failed when its session never connected, undefined for any
@@ -32,8 +33,11 @@ export function connectFailureOf(err: Error): Error | undefined {
 /** A new HTTP/2 session to `target`: over TLS offering ALPN `h2` when `tls` is given, else cleartext with prior knowledge. */
 export function connectHttp2(target: Target, tls: TlsPeerCheck | undefined): ClientHttp2Session {
   const host = target.host.includes(':') ? `[${target.host}]` : target.host;
-  if (!tls) return http2.connect(`http://${host}:${target.port}`);
-  const session = http2.connect(`https://${host}:${target.port}`, { createConnection: () => connectTlsH2(target.host, target.port, tls) });
+  const session = tls
+    ? http2.connect(`https://${host}:${target.port}`, { createConnection: () => connectTlsH2(target.host, target.port, tls) })
+    : http2.connect(`http://${host}:${target.port}`);
+  installStreamTable(session);
+  if (!tls) return session;
   // Checked once the session is set up, ahead of the queued requests' own
   // 'connect' listeners, so none goes out. Not at 'secureConnect': destroying
   // the socket there, before the session is set up on it, aborts Node 20.

@@ -17,6 +17,7 @@ import type { WorkerContext } from '../../server/worker-context';
 import type { ProtocolSession } from '../registry';
 import { handleStream, type H2Peer, type StreamCloser } from './h2-stream';
 import { peerAddress } from '../../proxy/client-ip';
+import { installStreamTable } from './stream-table';
 
 const MAX_RESETS_PER_SECOND = 200;
 const { NGHTTP2_ENHANCE_YOUR_CALM } = http2.constants;
@@ -69,6 +70,7 @@ export class Http2Listener {
   private onSession(session: ServerHttp2Session): void {
     const socket = this.adopting ?? (session.socket as net.Socket);
     this.sessions.set(socket, session);
+    installStreamTable(session);
     if (this.ctx.draining) session.close();
     session.setTimeout(this.ctx.config.connection_timeout_ms, () => {
       // Idle: no frame in either direction for connection_timeout_ms.
