@@ -68,34 +68,47 @@ function dropped(head: MessageHead, i: number, table: DropTable): boolean {
 }
 
 /**
- * Copies the header lines that survive into `out` at `at`, neighbours in one
- * copy (a line runs up to the next one's start); returns the new offset.
+ * Runs of header lines that survive, as [start, end) pairs (neighbours
+ * joined: a line runs up to the next one's start). Scratch shared by every
+ * call in this thread (the codec is synchronous); returns the pair count.
  */
-function copyKept(head: MessageHead, table: DropTable, out: Buffer, at: number): number {
+const runs: number[] = [];
+function keptRuns(head: MessageHead, table: DropTable): number {
+  let count = 0;
   let runStart = -1;
   for (let i = 0; i < head.headerCount; i++) {
     if (!dropped(head, i, table)) {
       if (runStart < 0) runStart = head.headers[i * 4];
     } else if (runStart >= 0) {
-      at += head.buf.copy(out, at, runStart, head.headers[i * 4]);
+      runs[count * 2] = runStart;
+      runs[count * 2 + 1] = head.headers[i * 4];
+      count++;
       runStart = -1;
     }
   }
-  if (runStart >= 0) at += head.buf.copy(out, at, runStart, head.headEnd - 2);
-  return at;
+  if (runStart >= 0) {
+    runs[count * 2] = runStart;
+    runs[count * 2 + 1] = head.headEnd - 2;
+    count++;
+  }
+  return count;
 }
 
 /**
  * `first` (the start line; null: the original one, copied as is), the kept
- * header lines, then `last`. One allocation sized for keeping every line.
+ * header lines, `last`, then `tail[tailStart..tailEnd)` when given (a small
+ * body sent with its head). One allocation of the exact size.
  */
-function assemble(head: MessageHead, table: DropTable, first: string | null, last: string): Buffer {
-  const firstBytes = first === null ? head.fieldsStart - head.start : first.length;
-  const out = Buffer.allocUnsafe(firstBytes + (head.headEnd - 2 - head.fieldsStart) + last.length);
+function assemble(head: MessageHead, table: DropTable, first: string | null, last: string, tail?: Buffer, tailStart = 0, tailEnd = 0): Buffer {
+  const count = keptRuns(head, table);
+  let size = (first === null ? head.fieldsStart - head.start : first.length) + last.length + (tailEnd - tailStart);
+  for (let k = 0; k < count; k++) size += runs[k * 2 + 1] - runs[k * 2];
+  const out = Buffer.allocUnsafe(size);
   let at = first === null ? head.buf.copy(out, 0, head.start, head.fieldsStart) : out.write(first, 0, 'latin1');
-  at = copyKept(head, table, out, at);
+  for (let k = 0; k < count; k++) at += head.buf.copy(out, at, runs[k * 2], runs[k * 2 + 1]);
   at += out.write(last, at, 'latin1');
-  return out.subarray(0, at);
+  if (tail !== undefined) tail.copy(out, at, tailStart, tailEnd);
+  return out;
 }
 
 export interface ForwardRequestOptions {
@@ -146,14 +159,17 @@ export interface ForwardResponseOptions {
   keepAliveHeader: boolean;
 }
 
-/** The client response head: always HTTP/1.1, status and reason as the upstream sent them. */
-export function forwardResponseHead(head: ResponseHead, options: ForwardResponseOptions): Buffer {
+/**
+ * The client response head: always HTTP/1.1, status and reason as the
+ * upstream sent them; followed by `body[bodyStart..bodyEnd)` when given.
+ */
+export function forwardResponseHead(head: ResponseHead, options: ForwardResponseOptions, body?: Buffer, bodyStart = 0, bodyEnd = 0): Buffer {
   let extra = '';
   if (options.addRequestId) extra += `x-request-id: ${options.requestId}\r\n`;
   if (options.chunked) extra += 'transfer-encoding: chunked\r\n';
   if (options.close) extra += 'connection: close\r\n';
   else if (options.keepAliveHeader) extra += 'connection: keep-alive\r\n';
-  return assemble(head, RESPONSE_DROP, statusLine(head), `${extra}\r\n`);
+  return assemble(head, RESPONSE_DROP, statusLine(head), `${extra}\r\n`, body, bodyStart, bodyEnd);
 }
 
 /** The status line to send, or null when the upstream's own (HTTP/1.1, with a reason) can be copied. */

@@ -36,7 +36,7 @@ import type { RouteHit } from '../../router/compile';
 import { COPY_BODY_MAX_BYTES, ProxyExchange, type ClientSide } from '../../proxy/proxy-exchange';
 import { peerAddress } from '../../proxy/client-ip';
 import { startAtEndOfTurn } from '../../proxy/start-batch';
-import { forwardInterimHead, forwardRequestHead, forwardResponseHead, forwardSwitchingHead } from '../../proxy/forward-head';
+import { forwardInterimHead, forwardRequestHead, forwardResponseHead, forwardSwitchingHead, type ForwardResponseOptions } from '../../proxy/forward-head';
 import { isWebSocketUpgrade, openTunnel, type ClientTunnel, type TunnelUpgrade } from '../../tunnel/upgrade';
 import { ChunkedDecoder } from './chunked';
 import type { BodyFraming, ResponseHead } from './response-head';
@@ -79,11 +79,14 @@ export class Http1Session implements ProtocolSession, ClientSide {
   private tunnel: ClientTunnel | null = null;
   /**
    * A proxied response head waiting for the body bytes of the same upstream
-   * read, so both leave in one write: one segment and one wake-up of the
-   * client instead of two. The exchange calls `flush` at the end of that
-   * read, so a head never waits for a body that comes later.
+   * read, so both are built into one buffer and leave in one write: one
+   * segment and one wake-up of the client instead of two. It is held parsed
+   * (its bytes are in the upstream connection's buffer, valid until the end
+   * of that read): the exchange calls `flush` at the end of the read, so a
+   * head never waits for a body that comes later.
    */
-  private heldHead: Buffer | null = null;
+  private heldHead: ResponseHead | null = null;
+  private heldHeadOptions: ForwardResponseOptions | null = null;
 
   constructor(
     private readonly conn: Connection,
@@ -145,20 +148,17 @@ export class Http1Session implements ProtocolSession, ClientSide {
 
   /** Writes the held response head, if any (the exchange's upstream read is done). */
   flush(): void {
-    const head = this.heldHead;
-    if (head === null) return;
-    this.heldHead = null;
-    if (!this.conn.socket.destroyed) this.conn.socket.write(head);
+    if (this.heldHead === null) return;
+    const out = this.withHeldHead();
+    if (!this.conn.socket.destroyed) this.conn.socket.write(out);
   }
 
-  /** The held head and a body chunk in one new buffer (the chunk is copied, so it may live anywhere). */
-  private withHeldHead(buf: Buffer, start: number, end: number): Buffer {
-    const head = this.heldHead!;
+  /** The held head built, followed by buf[start..end) when given (copied, so it may live anywhere). */
+  private withHeldHead(buf?: Buffer, start = 0, end = 0): Buffer {
+    const out = forwardResponseHead(this.heldHead!, this.heldHeadOptions!, buf, start, end);
     this.heldHead = null;
-    const joined = Buffer.allocUnsafe(head.length + end - start);
-    head.copy(joined, 0);
-    buf.copy(joined, head.length, start, end);
-    return joined;
+    this.heldHeadOptions = null;
+    return out;
   }
 
   sendInterim(head: ResponseHead): void {
@@ -171,15 +171,16 @@ export class Http1Session implements ProtocolSession, ClientSide {
     const dechunk = http10 && framing === 'chunked';
     this.closeAfterResponse = !this.keepAlive || framing === 'close' || !requestComplete || dechunk;
     this.dechunker = dechunk ? new ChunkedDecoder({ onData: (data, from, to) => this.writeDechunked(data.subarray(from, to)) }) : null;
-    const out = forwardResponseHead(head, {
+    const options: ForwardResponseOptions = {
       requestId,
       addRequestId: head.indexOfHeader('x-request-id') < 0,
       chunked: framing === 'chunked' && !http10,
       close: this.closeAfterResponse,
       keepAliveHeader: http10 && !this.closeAfterResponse,
-    });
-    if (framing === 'none' || dechunk) this.write(out);
-    else this.heldHead = out;
+    };
+    if (framing === 'none' || dechunk) return this.write(forwardResponseHead(head, options));
+    this.heldHead = head;
+    this.heldHeadOptions = options;
   }
 
   sendBody(buf: Buffer, start: number, end: number, onFlushed: () => void): number {
