@@ -30,7 +30,7 @@ const { SCENARIOS } = require('./bench/scenarios');
 /** A run during which other work used more than this many cores is marked noisy. */
 const NOISY_CORES = 0.35;
 /** Every proxy id, in report order. */
-const ALL_PROXIES = ['direct', 'nginx', 'haproxy', 'baseline', 'zproxy1', 'zproxy1js', 'zproxyN'];
+const ALL_PROXIES = ['direct', 'nginx', 'haproxy', 'baseline', 'floor', 'zproxy1', 'zproxy1js', 'zproxyN'];
 
 const USAGE = `usage: node scripts/bench.js [options]
   --duration 10s      counted time per run (whole seconds; default 10s)

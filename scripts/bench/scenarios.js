@@ -30,6 +30,7 @@ const http1 = (extra) => ({
 
 const SCENARIOS = {
   a: http1({
+    proxies: { supported: [...ALL_HTTP, 'floor'], defaults: HTTP_PEERS },
     title: '13-byte GET, keep-alive, wrk -c64',
     path: '/small',
     probe: { status: 200, bytes: 13 },

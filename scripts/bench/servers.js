@@ -164,6 +164,18 @@ async function startBaseline(dir, backendPort) {
   return { child, port };
 }
 
+/** The floor: the least a Node event loop spends per request of scenario a (scripts/bench/node-floor-proxy.js). */
+async function startFloor(dir, backendPort) {
+  const port = await proc.freePort();
+  const child = proc.start(
+    'node floor',
+    process.execPath,
+    [path.join(__dirname, 'node-floor-proxy.js'), '--port', String(port), '--upstream', `http://127.0.0.1:${backendPort}`],
+    { cwd: REPO, logFile: path.join(dir, 'stdio.log') },
+  );
+  return { child, port };
+}
+
 /**
  * zproxy from dist/ (`node bin/zproxy.js start --config FILE`). mode 'proxy'
  * forwards everything to the backend; mode 'respond' answers both paths itself
@@ -251,6 +263,7 @@ function proxyCatalogue({ zproxyMode }) {
       },
       start: startBaseline,
     },
+    floor: { label: 'Node floor (no proxy logic)', unavailable: () => null, start: startFloor },
     zproxy1: {
       label: zLabel(1),
       unavailable: zUnavailable,
