@@ -68,6 +68,32 @@ test('extra bytes after a complete Content-Length response never reach the next 
   }
 });
 
+test('extra bytes after a bodiless response retire its connection, and a pipelined request with a body behind it gets its own answer', async () => {
+  up.reset((req, res) => {
+    if (req.target === '/zero') {
+      // Complete at its head (Content-Length: 0), with junk after it in the same write.
+      res.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nJUNK');
+      res.finished = true;
+      return;
+    }
+    plain(req, res);
+  });
+  const client = await RawClient.open(port);
+  try {
+    // The POST starts as soon as the first exchange ends, within the upstream read that carried the junk.
+    client.write(requestHead('GET', '/zero', []) + 'POST /second HTTP/1.1\r\nHost: p\r\nContent-Length: 3\r\n\r\nabc');
+    const [zero, second] = await client.responses(['GET', 'POST'], 5000);
+    expect(zero.status).toBe(200);
+    expect(zero.body.length).toBe(0);
+    expect(second.body.toString()).toBe('plain /second');
+    const zeroConn = up.requests.find((r) => r.target === '/zero')!.conn;
+    const secondConn = up.requests.find((r) => r.target === '/second')!.conn;
+    expect(secondConn).not.toBe(zeroConn); // the junk-carrying connection was not reused
+  } finally {
+    client.destroy();
+  }
+});
+
 test('an unsolicited response on an idle pooled connection does not answer the next request', async () => {
   up.reset((req, res) => {
     if (req.target === '/early') {

@@ -276,6 +276,7 @@ export class UpstreamConnection {
 
   /** Parses (interim and final) heads; returns where the body starts, or -1 to wait or stop. */
   private readHead(buf: Buffer, n: number): number {
+    const exchange = this.exchange;
     let data = buf;
     let start = 0;
     let end = n;
@@ -311,8 +312,9 @@ export class UpstreamConnection {
         if (start === end) return -1;
         continue;
       }
-      this.startBody(head);
-      if (!this.exchange) return -1;
+      this.startBody(head, parsed.headEnd < end);
+      // Finished already (no body) or failed: the connection may even carry the client's next request by now.
+      if (this.exchange !== exchange) return -1;
       if (data !== buf) {
         // The head spanned reads: deliver the rest of the joined copy now.
         if (parsed.headEnd < end) this.readBody(data, parsed.headEnd, end);
@@ -322,7 +324,8 @@ export class UpstreamConnection {
     }
   }
 
-  private startBody(head: ResponseHead): void {
+  /** `more`: bytes follow the head in this read. */
+  private startBody(head: ResponseHead, more: boolean): void {
     const exchange = this.exchange!;
     this.awaitingHead = false;
     this.framing = head.bodyFraming(exchange.method);
@@ -330,7 +333,10 @@ export class UpstreamConnection {
     this.remaining = this.framing === 'length' ? (head.contentLength ?? 0) : 0;
     this.chunked = this.framing === 'chunked' ? new ChunkedDecoder() : null;
     exchange.onResponseHead(head, this.framing);
-    if (this.framing === 'none' || (this.framing === 'length' && this.remaining === 0)) this.finishResponse();
+    if (this.framing === 'none' || (this.framing === 'length' && this.remaining === 0)) {
+      if (more) this.reusable = false; // bytes past the response: do not trust this connection again
+      this.finishResponse();
+    }
   }
 
   private readBody(buf: Buffer, start: number, end: number): void {
