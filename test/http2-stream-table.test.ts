@@ -69,12 +69,74 @@ describe('StreamTable', () => {
   });
 });
 
+/** A small deterministic generator, so a failure can be replayed. */
+function random(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (state * 1103515245 + 12345) & 0x7fffffff;
+    return state / 0x80000000;
+  };
+}
+
+describe('StreamTable against a Map', () => {
+  test('random operations give the same answers, sizes and contents as a Map (holes and compactions included)', () => {
+    const next = random(7);
+    const table = new StreamTable<number>();
+    const map = new Map<number, number>();
+    let nextId = 1;
+    const mismatches: string[] = [];
+    for (let op = 0; op < 50_000; op++) {
+      const roll = next();
+      if (roll < 0.45) {
+        // Mostly new, growing ids; sometimes a lower even one (a pushed stream).
+        const id = next() < 0.05 ? 2 * Math.floor(next() * (nextId / 2)) : (nextId += 2);
+        table.set(id, op);
+        map.set(id, op);
+      } else if (roll < 0.9) {
+        const keys = [...map.keys()];
+        const id = keys.length > 0 && next() < 0.9 ? keys[Math.floor(next() * keys.length)] : Math.floor(next() * nextId);
+        if (table.delete(id) !== map.delete(id)) mismatches.push(`delete ${id} at ${op}`);
+      } else {
+        const id = Math.floor(next() * (nextId + 2));
+        if (table.get(id) !== map.get(id)) mismatches.push(`get ${id} at ${op}`);
+      }
+      if (table.size !== map.size) mismatches.push(`size at ${op}`);
+    }
+    expect(mismatches).toEqual([]);
+    expect([...table].sort((x, y) => x[0] - y[0])).toEqual([...map].sort((x, y) => x[0] - y[0]));
+  });
+
+  test('50 000 open streams torn down by forEach, and the table reused afterwards', () => {
+    const table = new StreamTable<number>();
+    for (let id = 1; id < 100_000; id += 2) table.set(id, id);
+    expect(table.size).toBe(50_000);
+    let visited = 0;
+    table.forEach((_value, id) => {
+      visited++;
+      table.delete(id);
+    });
+    expect(visited).toBe(50_000);
+    expect(table.size).toBe(0);
+    table.set(100_001, 1);
+    expect([...table]).toEqual([[100_001, 1]]);
+  });
+
+  test('a deleted id set again comes back', () => {
+    const table = new StreamTable<string>();
+    for (let id = 1; id <= 99; id += 2) table.set(id, `v${id}`);
+    table.delete(51);
+    table.set(51, 'again');
+    expect(table.get(51)).toBe('again');
+    expect(table.size).toBe(50);
+  });
+});
+
 describe('PendingStreams', () => {
   test('add, delete, has, size and forEach like a Set', () => {
     const set = new PendingStreams<object>();
     const a = {};
     const b = {};
-    set.add(a).add(b).add(a);
+    set.add(a).add(b); // node:http2 adds each stream once
     expect(set.size).toBe(2);
     expect(set.has(b)).toBe(true);
     const seen: object[] = [];
@@ -85,6 +147,32 @@ describe('PendingStreams', () => {
     expect(seen).toEqual([a, b]);
     expect(set.size).toBe(0);
     expect(set.delete(a)).toBe(false);
+  });
+});
+
+describe('PendingStreams at scale', () => {
+  test('50 000 requests queued before a connection, leaving in order and at random, with forEach on the rest', () => {
+    const set = new PendingStreams<{ n: number }>();
+    const all = Array.from({ length: 50_000 }, (_, n) => ({ n }));
+    for (const item of all) set.add(item);
+    // The first half leaves in order (streams get their ids as the session connects).
+    let missed = 0;
+    for (let n = 0; n < 25_000; n++) if (!set.delete(all[n])) missed++;
+    expect(missed).toBe(0);
+    expect(set.size).toBe(25_000);
+    // A few leave out of order (a request cancelled while waiting).
+    for (let n = 49_999; n >= 25_000; n -= 50) set.delete(all[n]);
+    const left = all.slice(25_000).filter((_, k) => (49_999 - (25_000 + k)) % 50 !== 0);
+    expect(set.size).toBe(left.length);
+    expect(set.has(all[0])).toBe(false);
+    expect(set.has(left[0])).toBe(true);
+    const seen: number[] = [];
+    set.forEach((item) => {
+      seen.push(item.n);
+      set.delete(item);
+    });
+    expect(seen).toEqual(left.map((item) => item.n));
+    expect(set.size).toBe(0);
   });
 });
 

@@ -33,9 +33,11 @@ export function connectFailureOf(err: Error): Error | undefined {
 /** A new HTTP/2 session to `target`: over TLS offering ALPN `h2` when `tls` is given, else cleartext with prior knowledge. */
 export function connectHttp2(target: Target, tls: TlsPeerCheck | undefined): ClientHttp2Session {
   const host = target.host.includes(':') ? `[${target.host}]` : target.host;
+  // No server push from upstreams: a proxy has nobody to give pushed streams to (nginx and Envoy refuse them too).
+  const settings = { enablePush: false };
   const session = tls
-    ? http2.connect(`https://${host}:${target.port}`, { createConnection: () => connectTlsH2(target.host, target.port, tls) })
-    : http2.connect(`http://${host}:${target.port}`);
+    ? http2.connect(`https://${host}:${target.port}`, { settings, createConnection: () => connectTlsH2(target.host, target.port, tls) })
+    : http2.connect(`http://${host}:${target.port}`, { settings });
   installStreamTable(session);
   if (!tls) return session;
   // Checked once the session is set up, ahead of the queued requests' own

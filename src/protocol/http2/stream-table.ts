@@ -11,24 +11,42 @@
  * these tables in their place, 5 MB, and about 15 % less CPU per request.
  * A bare node:http2 server shows the same, and no promotion at -m1.
  *
- * The replacements are arrays (rebuilt arrays link to nothing) with the Map
- * and Set methods node:http2 calls. They are installed only where a new
+ * The replacements are arrays (their slots are cleared, and rebuilt arrays
+ * link to nothing) with the Map and Set methods node:http2 calls: get, set,
+ * delete, size and forEach; add, delete, size and forEach. They are installed only where a new
  * session's state looks as expected (an empty Map and Set); on a Node.js
  * whose internals differ, nothing changes.
  */
 import type { Http2Session } from 'node:http2';
 import { types } from 'node:util';
 
+/**
+ * Compaction runs once holes outnumber entries (and there are more than this
+ * many slots): each deletion pays for it, amortised, and no array is rebuilt
+ * while a session has only a few streams.
+ */
+const COMPACT_AFTER = 32;
+
+/**
+ * The session's streams by id. Ids are kept ascending, so a lookup is a
+ * binary search, and forEach goes in the order streams were opened as long as
+ * ids grow: they do on zproxy's sessions, which neither push nor accept
+ * pushes (a pushed stream's even id would go to its place, ahead of
+ * later-opened odd ones). A deleted entry leaves a hole (its value cleared) until the
+ * arrays are compacted in place: a session may hold thousands of streams
+ * (requests queued on an upstream beyond its concurrency limit), and
+ * shifting the arrays on every delete would cost O(n) each.
+ */
 export class StreamTable<V> {
-  /** Ascending (stream ids only grow), so lookups are a binary search over at most max_concurrent_streams. */
   private readonly ids: number[] = [];
-  private readonly items: V[] = [];
+  private readonly items: (V | undefined)[] = [];
+  private live = 0;
 
   get size(): number {
-    return this.ids.length;
+    return this.live;
   }
 
-  /** Index of `id`, or -(insertion point) - 1. */
+  /** Index of `id` (a hole, possibly), or -(insertion point) - 1. */
   private find(id: number): number {
     const ids = this.ids;
     let low = 0;
@@ -49,7 +67,7 @@ export class StreamTable<V> {
   }
 
   has(id: number): boolean {
-    return this.find(id) >= 0;
+    return this.get(id) !== undefined;
   }
 
   set(id: number, value: V): this {
@@ -57,54 +75,70 @@ export class StreamTable<V> {
     if (n === 0 || this.ids[n - 1] < id) {
       this.ids.push(id);
       this.items.push(value);
+      this.live++;
       return this;
     }
     const i = this.find(id);
     if (i >= 0) {
+      if (this.items[i] === undefined) this.live++;
       this.items[i] = value;
     } else {
       this.ids.splice(-i - 1, 0, id);
       this.items.splice(-i - 1, 0, value);
+      this.live++;
     }
     return this;
   }
 
   delete(id: number): boolean {
     const i = this.find(id);
-    if (i < 0) return false;
-    const { ids, items } = this;
-    // Shifted by hand: splice would allocate an array of the removed entries on every call.
-    for (let j = i + 1; j < ids.length; j++) {
-      ids[j - 1] = ids[j];
-      items[j - 1] = items[j];
-    }
-    ids.pop();
-    items.pop();
+    if (i < 0 || this.items[i] === undefined) return false;
+    this.items[i] = undefined;
+    this.live--;
+    if (this.ids.length > COMPACT_AFTER && this.live * 2 < this.ids.length) this.compact();
     return true;
+  }
+
+  /** Moves the entries over the holes, in place (the arrays are trimmed, not replaced). */
+  private compact(): void {
+    const { ids, items } = this;
+    let to = 0;
+    for (let from = 0; from < ids.length; from++) {
+      if (items[from] === undefined) continue;
+      ids[to] = ids[from];
+      items[to] = items[from];
+      to++;
+    }
+    ids.length = to;
+    items.length = to;
   }
 
   clear(): void {
     this.ids.length = 0;
     this.items.length = 0;
+    this.live = 0;
   }
 
   /** A snapshot, so a callback may delete (streams remove themselves when closed). */
   forEach(callback: (value: V, id: number, table: this) => void): void {
-    const ids = this.ids.slice();
-    const items = this.items.slice();
-    for (let i = 0; i < ids.length; i++) callback(items[i], ids[i], this);
+    for (const [id, value] of this.entries()) callback(value, id, this);
   }
 
   entries(): IterableIterator<[number, V]> {
-    return this.ids.map((id, i): [number, V] => [id, this.items[i]])[Symbol.iterator]();
+    const out: [number, V][] = [];
+    for (let i = 0; i < this.ids.length; i++) {
+      const value = this.items[i];
+      if (value !== undefined) out.push([this.ids[i], value]);
+    }
+    return out[Symbol.iterator]();
   }
 
   keys(): IterableIterator<number> {
-    return this.ids.slice()[Symbol.iterator]();
+    return [...this.entries()].map(([id]) => id)[Symbol.iterator]();
   }
 
   values(): IterableIterator<V> {
-    return this.items.slice()[Symbol.iterator]();
+    return [...this.entries()].map(([, value]) => value)[Symbol.iterator]();
   }
 
   [Symbol.iterator](): IterableIterator<[number, V]> {
@@ -113,44 +147,64 @@ export class StreamTable<V> {
 }
 
 /**
- * The session's streams that have no id yet (a Set in node:http2, which churns
- * the same way: every stream passes through it). Rarely more than one entry on
- * a server, a few on a client session that is still connecting.
+ * The session's streams that have no id yet (a Set in node:http2, which
+ * churns the same way: every stream passes through it). One entry at a time
+ * on a server; on a client session still connecting, every request made
+ * meanwhile, leaving in the order they came. Holes and compaction as in
+ * StreamTable; `first` skips the holes at the front, so removals in order
+ * cost O(1). node:http2 adds each stream once, so `add` does not look for
+ * it first.
  */
 export class PendingStreams<V> {
-  private items: V[] = [];
+  private readonly items: (V | undefined)[] = [];
+  private first = 0;
+  private live = 0;
 
   get size(): number {
-    return this.items.length;
+    return this.live;
   }
 
   has(value: V): boolean {
-    return this.items.includes(value);
+    return this.items.indexOf(value, this.first) >= 0;
   }
 
   add(value: V): this {
-    if (!this.items.includes(value)) this.items.push(value);
+    this.items.push(value);
+    this.live++;
     return this;
   }
 
   delete(value: V): boolean {
-    const i = this.items.indexOf(value);
+    const i = this.items.indexOf(value, this.first);
     if (i < 0) return false;
-    this.items.splice(i, 1);
+    this.items[i] = undefined;
+    this.live--;
+    while (this.first < this.items.length && this.items[this.first] === undefined) this.first++;
+    if (this.live === 0 || (this.items.length > COMPACT_AFTER && this.live * 2 < this.items.length)) this.compact();
     return true;
   }
 
+  private compact(): void {
+    const items = this.items;
+    let to = 0;
+    for (let from = this.first; from < items.length; from++) if (items[from] !== undefined) items[to++] = items[from];
+    items.length = to;
+    this.first = 0;
+  }
+
   clear(): void {
-    this.items = [];
+    this.items.length = 0;
+    this.first = 0;
+    this.live = 0;
   }
 
   /** A snapshot, so a callback may delete. */
   forEach(callback: (value: V, same: V, set: this) => void): void {
-    for (const value of this.items.slice()) callback(value, value, this);
+    for (const value of this.values()) callback(value, value, this);
   }
 
   values(): IterableIterator<V> {
-    return this.items.slice()[Symbol.iterator]();
+    return this.items.filter((value): value is V => value !== undefined)[Symbol.iterator]();
   }
 
   [Symbol.iterator](): IterableIterator<V> {
