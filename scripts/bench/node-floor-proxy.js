@@ -10,8 +10,9 @@
  * holds for wrk's small keep-alive GETs against a backend answering 13 bytes,
  * and for nothing else: use it with `--scenarios a --proxies floor` only.
  *
- * It writes the way zproxy does (one send(2) through the addon's writeFd when
- * it is built; socket.write otherwise) and reads upstream responses into one
+ * It writes with zproxy's own writeThrough (dist/util/socket-fd: one send(2)
+ * through the addon when nothing is queued; socket.write otherwise; needs
+ * `npm run build`) and reads upstream responses into one
  * reused buffer per connection (onread), so the difference to zproxy is the
  * work zproxy does per request, not a different use of Node.
  *
@@ -31,19 +32,11 @@ const port = Number(arg('port', '8080'));
 const upstream = new URL(arg('upstream', 'http://127.0.0.1:3000'));
 const REQUEST = Buffer.from(`GET /small HTTP/1.1\r\nHost: ${upstream.host}\r\n\r\n`, 'latin1');
 
-let writeFd = null;
-try {
-  const addon = require(path.join(__dirname, '..', '..', 'dist', 'native', 'platform')).platform().addon;
-  if (addon && typeof addon.writeFd === 'function') writeFd = addon.writeFd;
-} catch {
-  // Not built: socket.write only.
-}
+// zproxy's own write path: one send(2) through the addon when nothing is queued, else socket.write.
+const { writeThrough } = require(path.join(__dirname, '..', '..', 'dist', 'util', 'socket-fd'));
 
 function send(socket, data) {
-  if (socket.destroyed) return;
-  const fd = writeFd && socket.writableLength === 0 && socket._handle ? socket._handle.fd : -1;
-  const sent = fd >= 0 ? writeFd(fd, data) : 0;
-  if (sent !== data.length) socket.write(sent > 0 ? data.subarray(sent) : data);
+  if (!socket.destroyed) writeThrough(socket, data);
 }
 
 const idle = [];

@@ -152,29 +152,23 @@ backend be
   return { child, port };
 }
 
-/** The Node baseline: node:http + undici Pool (scripts/bench/node-baseline-proxy.js). */
-async function startBaseline(dir, backendPort) {
+/** A proxy script of ours under scripts/bench/ (`--port P --upstream URL`), run with this node. */
+async function startNodeScript(name, script, dir, backendPort) {
   const port = await proc.freePort();
   const child = proc.start(
-    'node baseline',
+    name,
     process.execPath,
-    [path.join(__dirname, 'node-baseline-proxy.js'), '--port', String(port), '--upstream', `http://127.0.0.1:${backendPort}`],
+    [path.join(__dirname, script), '--port', String(port), '--upstream', `http://127.0.0.1:${backendPort}`],
     { cwd: REPO, logFile: path.join(dir, 'stdio.log') },
   );
   return { child, port };
 }
 
+/** The Node baseline: node:http + undici Pool (scripts/bench/node-baseline-proxy.js). */
+const startBaseline = (dir, backendPort) => startNodeScript('node baseline', 'node-baseline-proxy.js', dir, backendPort);
+
 /** The floor: the least a Node event loop spends per request of scenario a (scripts/bench/node-floor-proxy.js). */
-async function startFloor(dir, backendPort) {
-  const port = await proc.freePort();
-  const child = proc.start(
-    'node floor',
-    process.execPath,
-    [path.join(__dirname, 'node-floor-proxy.js'), '--port', String(port), '--upstream', `http://127.0.0.1:${backendPort}`],
-    { cwd: REPO, logFile: path.join(dir, 'stdio.log') },
-  );
-  return { child, port };
-}
+const startFloor = (dir, backendPort) => startNodeScript('node floor', 'node-floor-proxy.js', dir, backendPort);
 
 /**
  * zproxy from dist/ (`node bin/zproxy.js start --config FILE`). mode 'proxy'
@@ -263,7 +257,7 @@ function proxyCatalogue({ zproxyMode }) {
       },
       start: startBaseline,
     },
-    floor: { label: 'Node floor (no proxy logic)', unavailable: () => null, start: startFloor },
+    floor: { label: 'Node floor (no proxy logic)', unavailable: zUnavailable, start: startFloor }, // writes with dist/'s writeThrough
     zproxy1: {
       label: zLabel(1),
       unavailable: zUnavailable,

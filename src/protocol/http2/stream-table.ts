@@ -12,10 +12,12 @@
  * A bare node:http2 server shows the same, and no promotion at -m1.
  *
  * The replacements are arrays (their slots are cleared, and rebuilt arrays
- * link to nothing) with the Map and Set methods node:http2 calls: get, set,
- * delete, size and forEach; add, delete, size and forEach. They are installed only where a new
- * session's state looks as expected (an empty Map and Set); on a Node.js
- * whose internals differ, nothing changes.
+ * link to nothing). Node 20 calls get, set, delete, size and forEach on the
+ * Map, and add, delete, size and forEach on the Set; the rest of the read
+ * API (has, iteration) is there too, so a Node.js that reads its tables
+ * another way still works. They are installed only where a new session's
+ * state looks as expected (an empty Map and Set); on a Node.js whose
+ * internals differ, nothing changes.
  */
 import type { Http2Session } from 'node:http2';
 import { types } from 'node:util';
