@@ -11,6 +11,8 @@
 const { parseRequestHead } = require('../dist/protocol/http1/request-head');
 const { parseResponseHead } = require('../dist/protocol/http1/response-head');
 const { forwardRequestHead, forwardResponseHead } = require('../dist/proxy/forward-head');
+const { ForwardedFields } = require('../dist/proxy/forwarded-fields');
+const { nextRequestId } = require('../dist/util/request-id');
 
 const request = Buffer.from('GET /small HTTP/1.1\r\nHost: 127.0.0.1:18080\r\n\r\n', 'latin1');
 const response = Buffer.from(
@@ -20,25 +22,25 @@ const response = Buffer.from(
 );
 const limits = { maxHeaderBytes: 65536 };
 const iterations = Number(process.argv[2] || 2_000_000);
-let id = 0;
+const forwarded = new ForwardedFields('127.0.0.1', 'http');
 
 function oneRequest() {
   const parsed = parseRequestHead(request, 0, request.length, limits);
   if (parsed.kind !== 'head') throw new Error(`request head: ${JSON.stringify(parsed)}`);
   const head = parsed.head;
+  const requestId = nextRequestId();
   const upstreamHead = forwardRequestHead(head, {
     path: head.target,
     hostFromTarget: false,
-    clientIp: '127.0.0.1',
-    proto: 'http',
-    requestId: `4f2a9c61d0e3b7a5-${(id++).toString(16)}`,
+    forwarded: forwarded.lines(head.host, head.getHeaderJoined('x-forwarded-for')),
+    requestId,
     addRequestId: true,
   });
   const answer = parseResponseHead(response, 0, response.length, limits);
   if (answer.kind !== 'head') throw new Error(`response head: ${JSON.stringify(answer)}`);
   const toClient = forwardResponseHead(
     answer.head,
-    { requestId: 'id', addRequestId: true, chunked: false, close: false, keepAliveHeader: false },
+    { requestId, addRequestId: true, chunked: false, close: false, keepAliveHeader: false },
     response,
     answer.headEnd,
     response.length,

@@ -139,6 +139,50 @@ describe('X-Forwarded-* and X-Request-Id', () => {
     expect(header(second, 'x-request-id')).not.toBe(sent[0]);
   });
 
+  test('X-Forwarded-* follow each request on one keep-alive connection: a new Host, an X-Forwarded-For, then neither', async () => {
+    const client = await RawClient.open(port);
+    const before = up.requests.length;
+    const sends: Array<[string, Array<[string, string]>]> = [
+      ['a.test', []],
+      ['b.test', []],
+      ['b.test', [['X-Forwarded-For', '203.0.113.7']]],
+      ['b.test', []],
+    ];
+    for (const [host, headers] of sends) {
+      client.write(requestHead('GET', '/', headers, host));
+      expect((await client.response()).status).toBe(200);
+    }
+    client.destroy();
+    const got = up.requests.slice(before);
+    expect(got.map((r) => header(r, 'x-forwarded-host'))).toEqual(['a.test', 'b.test', 'b.test', 'b.test']);
+    expect(got.map((r) => header(r, 'x-forwarded-for'))).toEqual(['127.0.0.1', '127.0.0.1', '203.0.113.7, 127.0.0.1', '127.0.0.1']);
+    expect(new Set(got.map((r) => r.conn)).size).toBe(1);
+  });
+
+  test('X-Request-Id is generated as <16 hex digits>-<hex counter>, one more per request of a worker', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const { res, got } = await roundTrip(requestHead('GET', '/', []));
+      expect(header(res, 'x-request-id')).toBe(header(got, 'x-request-id'));
+      ids.push(header(got, 'x-request-id')!);
+    }
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{16}-[0-9a-f]+$/);
+    const perWorker = new Map<string, number[]>();
+    for (const id of ids) {
+      const [prefix, count] = id.split('-');
+      perWorker.set(prefix, [...(perWorker.get(prefix) ?? []), parseInt(count, 16)]);
+    }
+    for (const counts of perWorker.values()) for (let i = 1; i < counts.length; i++) expect(counts[i]).toBeGreaterThan(counts[i - 1]);
+  });
+
+  test('an error answer carries the request id in its header and its JSON body', async () => {
+    const res = await request(port, 'GET /x HTTP/1.1\r\nHost: proxy.test\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n');
+    expect(res.status).toBe(400);
+    const id = header(res, 'x-request-id');
+    expect(id).toMatch(/^[0-9a-f]{16}-[0-9a-f]+$/);
+    expect(JSON.parse(res.body.toString()).request_id).toBe(id);
+  });
+
   test('X-Request-Id sent by the client passes through both ways', async () => {
     const { res, got } = await roundTrip(requestHead('GET', '/', [['X-Request-Id', 'client-id-42']]));
     expect(headerAll(got, 'x-request-id')).toEqual(['client-id-42']);
@@ -213,6 +257,19 @@ describe('paths', () => {
     expect(got.target).toBe('/users/42?fields=name');
     const { got: star } = await roundTrip(requestHead('GET', '/files/a/b.txt?v=2', []));
     expect(star.target).toBe('/bucket/a/b.txt?v=2');
+  });
+
+  test('an HTTP/1.0 request goes upstream as HTTP/1.1, its target unchanged', async () => {
+    const { res, got } = await roundTrip('GET /old/client?x=1 HTTP/1.0\r\nHost: proxy.test\r\n\r\n');
+    expect(res.status).toBe(200);
+    expect(got.version).toBe('HTTP/1.1');
+    expect(got.target).toBe('/old/client?x=1');
+    expect(got.head.split('\r\n')[0]).toBe('GET /old/client?x=1 HTTP/1.1');
+  });
+
+  test('a path with dot-segments goes upstream normalised', async () => {
+    const { got } = await roundTrip(requestHead('GET', '/a/./b//c/../d?q=1', []));
+    expect(got.target).toBe('/a/b/d?q=1');
   });
 
   test('other paths reach the upstream unchanged', async () => {

@@ -17,6 +17,7 @@ import { equalsIgnoreCase } from '../protocol/http1/chars';
 import type { MessageHead } from '../protocol/http1/field-lines';
 import type { RequestHead } from '../protocol/http1/request-head';
 import type { ResponseHead } from '../protocol/http1/response-head';
+import { requestIdLength, writeRequestId, type RequestId } from '../util/request-id';
 
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'transfer-encoding', 'upgrade'];
 const SET_BY_PROXY = ['x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-for', 'expect'];
@@ -94,19 +95,51 @@ function keptRuns(head: MessageHead, table: DropTable): number {
   return count;
 }
 
+/** Fixed field lines the proxy adds, as bytes (copied, never written from strings per request). */
+const CRLF = Buffer.from('\r\n', 'latin1');
+const REQUEST_ID_NAME = Buffer.from('x-request-id: ', 'latin1');
+const CONNECTION_CLOSE = 'connection: close\r\n';
+const CONNECTION_KEEP_ALIVE = 'connection: keep-alive\r\n';
+const TE_CHUNKED = 'transfer-encoding: chunked\r\n';
+/** Response fields by [chunked][connection: none, close, keep-alive]. */
+const RESPONSE_FIELDS = [false, true].map((chunked) =>
+  ['', CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE].map((connection) => Buffer.from((chunked ? TE_CHUNKED : '') + connection, 'latin1')),
+);
+
+/** What a built head holds besides its start line and the kept header lines, in this order. */
+interface AddedFields {
+  /** Prepared field lines (X-Forwarded-*, or framing and Connection). */
+  lines: Buffer | null;
+  /** `x-request-id: <id>` when not null. */
+  requestId: RequestId | null;
+  /** Rare fields made per head (a WebSocket upgrade, a re-chunked request): '' mostly. */
+  text: string;
+  /** End the head with its blank line (false: the caller appends Host first). */
+  close: boolean;
+}
+
 /**
- * `first` (the start line; null: the original one, copied as is), the kept
- * header lines, `last`, then `tail[tailStart..tailEnd)` when given (a small
- * body sent with its head). One allocation of the exact size.
+ * `line` (the start line; null: the original one, copied as is), the kept
+ * header lines, the added fields, then `tail[tailStart..tailEnd)` when given
+ * (a small body sent with its head). One allocation of the exact size.
  */
-function assemble(head: MessageHead, table: DropTable, first: string | null, last: string, tail?: Buffer, tailStart = 0, tailEnd = 0): Buffer {
+function assemble(head: MessageHead, table: DropTable, line: string | null, added: AddedFields, tail?: Buffer, tailStart = 0, tailEnd = 0): Buffer {
   const count = keptRuns(head, table);
-  let size = (first === null ? head.fieldsStart - head.start : first.length) + last.length + (tailEnd - tailStart);
+  let size = line === null ? head.fieldsStart - head.start : line.length;
   for (let k = 0; k < count; k++) size += runs[k * 2 + 1] - runs[k * 2];
+  if (added.lines !== null) size += added.lines.length;
+  if (added.requestId !== null) size += REQUEST_ID_NAME.length + requestIdLength(added.requestId) + 2;
+  size += added.text.length + (added.close ? 2 : 0) + (tailEnd - tailStart);
   const out = Buffer.allocUnsafe(size);
-  let at = first === null ? copyBytes(head.buf, head.start, head.fieldsStart, out, 0) : out.write(first, 0, 'latin1');
+  let at = line === null ? copyBytes(head.buf, head.start, head.fieldsStart, out, 0) : out.write(line, 0, 'latin1');
   for (let k = 0; k < count; k++) at = copyBytes(head.buf, runs[k * 2], runs[k * 2 + 1], out, at);
-  at += out.write(last, at, 'latin1');
+  if (added.lines !== null) at = copyBytes(added.lines, 0, added.lines.length, out, at);
+  if (added.requestId !== null) {
+    at = copyBytes(REQUEST_ID_NAME, 0, REQUEST_ID_NAME.length, out, at);
+    at = copyBytes(CRLF, 0, 2, out, writeRequestId(out, at, added.requestId));
+  }
+  if (added.text.length > 0) at += out.write(added.text, at, 'latin1');
+  if (added.close) at = copyBytes(CRLF, 0, 2, out, at);
   if (tail !== undefined) copyBytes(tail, tailStart, tailEnd, out, at);
   return out;
 }
@@ -131,10 +164,9 @@ export interface ForwardRequestOptions {
    * target is chosen (preserve_host false, or an HTTP/1.0 client without Host).
    */
   hostFromTarget: boolean;
-  clientIp: string;
-  /** `http` or `https`: the scheme the client used. */
-  proto: string;
-  requestId: string;
+  /** The X-Forwarded-For, -Proto and -Host lines (forwarded-fields.ts). */
+  forwarded: Buffer;
+  requestId: RequestId;
   /** Whether X-Request-Id must be added (the client sent none). */
   addRequestId: boolean;
   /** A WebSocket upgrade: the client's Upgrade value, named again with `Connection: upgrade`. */
@@ -143,14 +175,17 @@ export interface ForwardRequestOptions {
 
 /** The upstream request head; framing (Content-Length or chunked) is kept as the client sent it. */
 export function forwardRequestHead(head: RequestHead, options: ForwardRequestOptions): Buffer {
-  const priorFor = head.getHeaderJoined('x-forwarded-for');
-  let extra = `x-forwarded-for: ${priorFor ? `${priorFor}, ${options.clientIp}` : options.clientIp}\r\nx-forwarded-proto: ${options.proto}\r\n`;
-  if (head.host !== null) extra += `x-forwarded-host: ${head.host}\r\n`;
-  if (options.addRequestId) extra += `x-request-id: ${options.requestId}\r\n`;
-  if (head.chunked) extra += 'transfer-encoding: chunked\r\n';
-  if (options.upgrade) extra += `connection: upgrade\r\nupgrade: ${options.upgrade}\r\n`;
+  let text = head.chunked ? TE_CHUNKED : '';
+  if (options.upgrade) text += `connection: upgrade\r\nupgrade: ${options.upgrade}\r\n`;
+  // An HTTP/1.1 request line whose target goes upstream unchanged is copied as the client sent it.
+  const line = head.versionMinor === 1 && options.path === head.target ? null : `${head.method} ${options.path} HTTP/1.1\r\n`;
   const table = options.hostFromTarget ? REQUEST_DROP_WITH_HOST : REQUEST_DROP;
-  return assemble(head, table, `${head.method} ${options.path} HTTP/1.1\r\n`, options.hostFromTarget ? extra : `${extra}\r\n`);
+  return assemble(head, table, line, {
+    lines: options.forwarded,
+    requestId: options.addRequestId ? options.requestId : null,
+    text,
+    close: !options.hostFromTarget,
+  });
 }
 
 /** Closes an open head (see `hostFromTarget`) with the target's Host. */
@@ -159,7 +194,7 @@ export function closeHeadWithHost(openHead: Buffer, authority: string): Buffer {
 }
 
 export interface ForwardResponseOptions {
-  requestId: string;
+  requestId: RequestId;
   /** Add X-Request-Id (the upstream response has none). */
   addRequestId: boolean;
   /** The body is relayed chunked to the client. */
@@ -175,12 +210,14 @@ export interface ForwardResponseOptions {
  * upstream sent them; followed by `body[bodyStart..bodyEnd)` when given.
  */
 export function forwardResponseHead(head: ResponseHead, options: ForwardResponseOptions, body?: Buffer, bodyStart = 0, bodyEnd = 0): Buffer {
-  let extra = '';
-  if (options.addRequestId) extra += `x-request-id: ${options.requestId}\r\n`;
-  if (options.chunked) extra += 'transfer-encoding: chunked\r\n';
-  if (options.close) extra += 'connection: close\r\n';
-  else if (options.keepAliveHeader) extra += 'connection: keep-alive\r\n';
-  return assemble(head, RESPONSE_DROP, statusLine(head), `${extra}\r\n`, body, bodyStart, bodyEnd);
+  const connection = options.close ? 1 : options.keepAliveHeader ? 2 : 0;
+  const added: AddedFields = {
+    lines: RESPONSE_FIELDS[options.chunked ? 1 : 0][connection],
+    requestId: options.addRequestId ? options.requestId : null,
+    text: '',
+    close: true,
+  };
+  return assemble(head, RESPONSE_DROP, statusLine(head), added, body, bodyStart, bodyEnd);
 }
 
 /** The status line to send, or null when the upstream's own (HTTP/1.1, with a reason) can be copied. */
@@ -194,13 +231,18 @@ function statusLine(head: ResponseHead): string | null {
  * response's, then the upgrade named again (`Connection: upgrade`, `Upgrade`);
  * every other field (Sec-WebSocket-*) as the upstream sent it.
  */
-export function forwardSwitchingHead(head: ResponseHead, options: { requestId: string; addRequestId: boolean }): Buffer {
-  let extra = `connection: upgrade\r\nupgrade: ${head.upgrade ?? head.getHeaderJoined('upgrade') ?? 'websocket'}\r\n`;
-  if (options.addRequestId) extra += `x-request-id: ${options.requestId}\r\n`;
-  return assemble(head, RESPONSE_DROP, `HTTP/1.1 101 ${head.reason || STATUS_CODES[101]}\r\n`, `${extra}\r\n`);
+export function forwardSwitchingHead(head: ResponseHead, options: { requestId: RequestId; addRequestId: boolean }): Buffer {
+  return assemble(head, RESPONSE_DROP, `HTTP/1.1 101 ${head.reason || STATUS_CODES[101]}\r\n`, {
+    lines: null,
+    requestId: options.addRequestId ? options.requestId : null,
+    text: `connection: upgrade\r\nupgrade: ${head.upgrade ?? head.getHeaderJoined('upgrade') ?? 'websocket'}\r\n`,
+    close: true,
+  });
 }
+
+const NO_FIELDS_ADDED: AddedFields = { lines: null, requestId: null, text: '', close: true };
 
 /** An interim (1xx) response relayed as is, minus hop-by-hop fields. */
 export function forwardInterimHead(head: ResponseHead): Buffer {
-  return assemble(head, RESPONSE_DROP, `HTTP/1.1 ${head.status} ${head.reason || STATUS_CODES[head.status] || ''}\r\n`, '\r\n');
+  return assemble(head, RESPONSE_DROP, `HTTP/1.1 ${head.status} ${head.reason || STATUS_CODES[head.status] || ''}\r\n`, NO_FIELDS_ADDED);
 }

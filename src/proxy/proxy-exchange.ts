@@ -16,6 +16,7 @@ import type { UpstreamGroup } from '../upstream/upstreams';
 import type { Target } from '../upstream/target';
 import type { UpstreamConnection, UpstreamExchange, UpstreamFailure } from '../upstream/upstream-connection';
 import type { TunnelUpgrade } from '../tunnel/upgrade';
+import type { RequestId } from '../util/request-id';
 import type { ResponseHead, BodyFraming } from '../protocol/http1/response-head';
 import { closeHeadWithHost } from './forward-head';
 import {
@@ -50,7 +51,7 @@ export interface ClientSide {
   /** A 1xx response other than 100 and 101. */
   sendInterim(head: ResponseHead): void;
   /** The final response head; `requestComplete` says whether the whole request body was read. */
-  sendResponseHead(head: ResponseHead, framing: BodyFraming, requestId: string, requestComplete: boolean): void;
+  sendResponseHead(head: ResponseHead, framing: BodyFraming, requestId: RequestId, requestComplete: boolean): void;
   /**
    * Response body bytes in the upstream's framing, living in the upstream
    * connection's buffer. Returns how many writes will call `onFlushed` once
@@ -80,7 +81,7 @@ export interface ExchangeRequest {
   /** The forwarded head; open (no Host, no blank line) when `hostFromTarget`. */
   readonly head: Buffer;
   readonly hostFromTarget: boolean;
-  readonly requestId: string;
+  readonly requestId: RequestId;
   readonly hasBody: boolean;
   readonly clientIp: string;
   /** The one request header a consistent-hash balancer reads (captured: the parsed head does not outlive the read). */

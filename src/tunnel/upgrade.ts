@@ -15,6 +15,7 @@ import { platform } from '../native/platform';
 import { JsTunnel } from './js-tunnel';
 import { spliceableFd } from '../util/socket-fd';
 import { openSpliceTunnel } from './splice-tunnel';
+import type { RequestId } from '../util/request-id';
 
 /** What a proxy exchange hands the client side when the upstream answers 101. */
 export interface TunnelUpgrade {
@@ -23,7 +24,7 @@ export interface TunnelUpgrade {
   upstream: UpstreamConnection;
   /** Bytes that followed the 101 in the same read (valid only during the call). */
   rest: Buffer;
-  requestId: string;
+  requestId: RequestId;
   /** The exchange's bookkeeping (the target's active count). */
   onClosed: () => void;
 }

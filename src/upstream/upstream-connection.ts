@@ -11,6 +11,8 @@
  * The response timeout is a deadline its pool checks on a sweep, not a
  * socket timer: arming and clearing a timer for every request, and
  * refreshing it on every read, cost more than the rest of the bookkeeping.
+ * Reads and writes do not even read the clock: they mark the connection
+ * heard from, and the sweep moves the deadline on from its own time.
  */
 import net from 'node:net';
 import { parseResponseHead, type ResponseHead, type BodyFraming } from '../protocol/http1/response-head';
@@ -81,10 +83,13 @@ export class UpstreamConnection {
   /** The route's response timeout for the current exchange. */
   private timeoutMs = 0;
   /**
-   * When the response timeout fires (ms since the epoch); 0 while none runs.
-   * Every read and write moves it on: like nginx's proxy_read_timeout, it
-   * limits silence, not the whole exchange.
+   * The response timeout runs: busy, and not paused for the client. Like
+   * nginx's proxy_read_timeout it limits silence, not the whole exchange.
    */
+  private timing = false;
+  /** A read or write since the last sweep: the sweep restarts the deadline from its own time. */
+  private heard = false;
+  /** When the silence since the last sweep that saw activity fails the exchange (ms since the epoch). */
   private deadline = 0;
   /** Plain TCP (not TLS): its fd may be spliced. */
   private readonly plain: boolean;
@@ -123,24 +128,33 @@ export class UpstreamConnection {
     this.timeoutMs = responseTimeoutMs;
     if (this.state === 'idle') {
       this.state = 'busy';
-      this.touch();
+      this.startTiming();
     }
   }
 
   write(data: Buffer): boolean {
-    if (this.deadline !== 0) this.touch();
+    this.heard = true;
     return writeThrough(this.socket, data);
   }
 
-  /** The pool's sweep: a busy connection silent past its deadline fails the exchange with a timeout. */
+  /**
+   * The pool's sweep: a busy connection silent past its deadline fails the
+   * exchange with a timeout. A timeout fires after `timeoutMs` of silence
+   * and at most two sweep intervals later; never early.
+   */
   checkDeadline(now: number): void {
-    if (this.deadline !== 0 && now >= this.deadline && this.state === 'busy') {
+    if (!this.timing || this.state !== 'busy') return;
+    if (this.heard) {
+      this.heard = false;
+      this.deadline = now + this.timeoutMs;
+    } else if (now >= this.deadline) {
       this.fail('timeout', timedOut('upstream response timed out'));
     }
   }
 
-  private touch(): void {
-    this.deadline = Date.now() + this.timeoutMs;
+  private startTiming(): void {
+    this.timing = true;
+    this.heard = true;
   }
 
   /** Back to the pool: no exchange, no timeout (the pool times idle connections out). */
@@ -149,7 +163,7 @@ export class UpstreamConnection {
     if (!this.reusable || this.state !== 'busy') return false;
     this.state = 'idle';
     this.idleSince = Date.now();
-    this.deadline = 0;
+    this.timing = false;
     return true;
   }
 
@@ -185,12 +199,12 @@ export class UpstreamConnection {
 
   /** Waiting for the client to take what was relayed: the upstream's silence is not its fault, so no timeout runs. */
   pause(): void {
-    this.deadline = 0;
+    this.timing = false;
     this.socket.pause();
   }
 
   resume(): void {
-    if (this.state === 'busy') this.touch();
+    if (this.state === 'busy') this.startTiming();
     this.socket.resume();
   }
 
@@ -198,7 +212,7 @@ export class UpstreamConnection {
     if (this.state !== 'connecting') return;
     this.state = this.exchange ? 'busy' : 'idle';
     this.socket.setTimeout(0);
-    if (this.exchange) this.touch();
+    if (this.exchange) this.startTiming();
     this.exchange?.onConnected();
   }
 
@@ -254,7 +268,7 @@ export class UpstreamConnection {
     this.state = 'upgraded';
     this.reusable = false;
     this.awaitingHead = false;
-    this.deadline = 0;
+    this.timing = false;
     exchange.onSwitchingProtocols(head, rest);
   }
 
@@ -268,7 +282,7 @@ export class UpstreamConnection {
       // Bytes nobody asked for: the connection's framing can no longer be trusted.
       return this.fail('bad_response', new Error('unexpected bytes from an idle upstream connection'));
     }
-    if (this.deadline !== 0) this.touch();
+    this.heard = true;
     const at = this.awaitingHead ? this.readHead(buf, n) : 0;
     if (at >= 0 && at < n) this.readBody(buf, at, n);
     exchange.onReadDone?.();

@@ -42,11 +42,15 @@ const IDLE_SWEEP_INTERVAL_MS = 500;
 const MIN_DEADLINE_SWEEP_MS = 10;
 const MAX_DEADLINE_SWEEP_MS = 250;
 
-/** A quarter of the shortest route timeout, so a timeout fires at most 25% late. */
+/**
+ * An eighth of the shortest route timeout: a deadline starts at the first
+ * sweep after the last activity and is seen at the first sweep after it
+ * passes, so a timeout fires at most 25% late.
+ */
 function deadlineSweepInterval(config: ZproxyConfig): number {
   let shortest = Infinity;
   for (const route of config.routes) if (route.upstream) shortest = Math.min(shortest, route.timeout_ms);
-  return Math.min(MAX_DEADLINE_SWEEP_MS, Math.max(MIN_DEADLINE_SWEEP_MS, Math.floor(shortest / 4)));
+  return Math.min(MAX_DEADLINE_SWEEP_MS, Math.max(MIN_DEADLINE_SWEEP_MS, Math.floor(shortest / 8)));
 }
 
 export class Upstreams {

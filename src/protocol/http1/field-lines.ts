@@ -253,7 +253,7 @@ export class FieldFacts {
   close = false;
   keepAliveToken = false;
   upgradeToken = false;
-  connectionTokens: string[] | null = null;
+  connectionTokens: readonly string[] | null = null;
   hostIndex = -1;
   hostCount = 0;
   upgradeIndex = -1;
@@ -362,8 +362,27 @@ function codingList(buf: Buffer, s: number, e: number, f: FieldFacts): boolean {
   return true;
 }
 
+/** `Connection: keep-alive` and `Connection: close`, the usual lists: shared, never written to. */
+const KEEP_ALIVE_ONLY: readonly string[] = Object.freeze(['keep-alive']);
+const CLOSE_ONLY: readonly string[] = Object.freeze(['close']);
+
 function connectionList(buf: Buffer, s: number, e: number, f: FieldFacts): boolean {
-  const tokens = f.connectionTokens ?? (f.connectionTokens = []);
+  const prior = f.connectionTokens;
+  if (prior === null) {
+    // The usual single token, matched whole: no list walk, no array made.
+    if (equalsIgnoreCase(buf, s, e, 'keep-alive')) {
+      f.keepAliveToken = true;
+      f.connectionTokens = KEEP_ALIVE_ONLY;
+      return true;
+    }
+    if (equalsIgnoreCase(buf, s, e, 'close')) {
+      f.close = true;
+      f.connectionTokens = CLOSE_ONLY;
+      return true;
+    }
+  }
+  const tokens = prior === null ? [] : prior.slice();
+  f.connectionTokens = tokens;
   for (let p = s; p <= e; ) {
     p = nextElement(buf, p, e);
     if (elemStart === elemEnd) continue; // empty list elements are ignored (RFC 9110 §5.6.1.2)

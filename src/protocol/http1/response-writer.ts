@@ -5,6 +5,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { DirectResponse } from '../../config/types';
 import { errorBody, type ZproxyError } from '../../errors';
+import { requestIdText, type RequestId } from '../../util/request-id';
 
 export interface PreparedResponse {
   /** Status line and the configured headers, ending in CRLF. */
@@ -50,7 +51,8 @@ export function renderResponse(prepared: PreparedResponse, options: WriteOptions
 }
 
 /** An error as the client sees it: a small JSON body (SPEC §6). */
-export function prepareErrorResponse(error: ZproxyError, requestId: string, extraHeaders = ''): PreparedResponse {
+export function prepareErrorResponse(error: ZproxyError, id: RequestId, extraHeaders = ''): PreparedResponse {
+  const requestId = requestIdText(id);
   const body = Buffer.from(errorBody(error, requestId), 'utf8');
   const head = `${statusLine(error.status)}content-type: application/json\r\ncontent-length: ${body.length}\r\nx-request-id: ${requestId}\r\n${extraHeaders}`;
   return { head, body };

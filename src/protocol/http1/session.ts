@@ -9,7 +9,7 @@
  * (onread) or as fresh chunks; anything kept across reads is copied.
  */
 import type net from 'node:net';
-import { nextRequestId } from '../../util/request-id';
+import { nextRequestId, type RequestId } from '../../util/request-id';
 import { writeThrough } from '../../util/socket-fd';
 import type { Connection } from '../../listener/connection';
 import type { WorkerContext } from '../../server/worker-context';
@@ -35,6 +35,7 @@ import { upstreamPath } from '../../router/rewrite';
 import type { RouteHit } from '../../router/compile';
 import { COPY_BODY_MAX_BYTES, ProxyExchange, type ClientSide } from '../../proxy/proxy-exchange';
 import { peerAddress } from '../../proxy/client-ip';
+import { ForwardedFields } from '../../proxy/forwarded-fields';
 import { startAtEndOfTurn } from '../../proxy/start-batch';
 import { forwardInterimHead, forwardRequestHead, forwardResponseHead, forwardSwitchingHead, type ForwardResponseOptions } from '../../proxy/forward-head';
 import { isWebSocketUpgrade, openTunnel, type ClientTunnel, type TunnelUpgrade } from '../../tunnel/upgrade';
@@ -63,12 +64,14 @@ export class Http1Session implements ProtocolSession, ClientSide {
   private requestKeepAlive = true;
   private requestVersion: 0 | 1 = 1;
   private requestMethod = 'GET';
-  private requestId = '';
+  private requestId: RequestId = 0;
   private closing = false;
   private draining = false;
   private processing = false;
   private pausedForUpstream = false;
   private pausedForPipeline = false;
+  /** The socket was paused for either reason and not resumed since. */
+  private socketPaused = false;
   /** The proxied response in progress ends the connection. */
   private closeAfterResponse = false;
   /** Decodes a chunked upstream response for an HTTP/1.0 client. */
@@ -87,6 +90,8 @@ export class Http1Session implements ProtocolSession, ClientSide {
    */
   private heldHead: ResponseHead | null = null;
   private heldHeadOptions: ForwardResponseOptions | null = null;
+  /** This connection's X-Forwarded-* lines (made at its first proxied request: TLS is set up by then). */
+  private forwarded: ForwardedFields | null = null;
 
   constructor(
     private readonly conn: Connection,
@@ -165,7 +170,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
     if (this.requestVersion === 1) this.write(forwardInterimHead(head));
   }
 
-  sendResponseHead(head: ResponseHead, framing: BodyFraming, requestId: string, requestComplete: boolean): void {
+  sendResponseHead(head: ResponseHead, framing: BodyFraming, requestId: RequestId, requestComplete: boolean): void {
     const http10 = this.requestVersion === 0;
     // An HTTP/1.0 client cannot take chunked: it gets the data, delimited by the close.
     const dechunk = http10 && framing === 'chunked';
@@ -213,7 +218,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
 
   pauseReading(): void {
     this.pausedForUpstream = true;
-    this.conn.socket.pause();
+    this.pauseSocket();
   }
 
   resumeReading(): void {
@@ -278,12 +283,13 @@ export class Http1Session implements ProtocolSession, ClientSide {
         // Pipelined bytes while a response is on its way: keep them, read no more until it is done.
         this.buffered = Buffer.from(buf.subarray(at, end));
         this.pausedForPipeline = true;
-        this.conn.socket.pause();
+        this.pauseSocket();
         break;
       }
-      this.conn.setReadingHead();
       const parsed = parseRequestHead(buf, at, end, { maxHeaderBytes: this.ctx.config.max_header_bytes });
       if (parsed.kind === 'incomplete') {
+        // The head timeout runs from its first bytes (a head read whole never needs it).
+        this.conn.setReadingHead();
         this.buffered = Buffer.from(buf.subarray(at, end));
         break;
       }
@@ -354,9 +360,10 @@ export class Http1Session implements ProtocolSession, ClientSide {
   private startExchange(head: RequestHead, match: RouteHit, group: UpstreamGroup, path: string, query: string, addRequestId: boolean): void {
     const route: RouteConfig = match.route;
     const hostFromTarget = !route.preserve_host || head.host === null;
-    const peer = peerAddress(this.conn.remoteAddress);
+    const forwarded = (this.forwarded ??= new ForwardedFields(peerAddress(this.conn.remoteAddress), this.conn.proto));
+    const priorFor = head.getHeaderJoined('x-forwarded-for');
     const trusted = this.ctx.trustedProxies;
-    const clientIp = trusted.empty ? peer : trusted.clientAddress(peer, head.getHeaderJoined('x-forwarded-for'));
+    const clientIp = trusted.empty ? forwarded.peer : trusted.clientAddress(forwarded.peer, priorFor);
     const hashHeader = group.hashHeader;
     // `websocket` left out of `protocols`: the request goes on as a plain one (Upgrade is hop-by-hop), as nginx does.
     const upgrade = this.body === null && isWebSocketUpgrade(head) && this.ctx.config.protocols.includes('websocket');
@@ -365,8 +372,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
       head: forwardRequestHead(head, {
         path: upstreamPath(match, path, query),
         hostFromTarget,
-        clientIp: peer,
-        proto: this.conn.proto,
+        forwarded: forwarded.lines(head.host, priorFor),
         requestId: this.requestId,
         addRequestId,
         upgrade: upgrade ? head.upgrade! : undefined,
@@ -421,12 +427,19 @@ export class Http1Session implements ProtocolSession, ClientSide {
     this.maybeResume();
   }
 
+  private pauseSocket(): void {
+    this.socketPaused = true;
+    this.conn.socket.pause();
+  }
+
   private maybeResume(): void {
-    if (!this.pausedForUpstream && !this.pausedForPipeline && !this.closing) this.conn.socket.resume();
+    if (!this.socketPaused || this.pausedForUpstream || this.pausedForPipeline || this.closing) return;
+    this.socketPaused = false;
+    this.conn.socket.resume();
   }
 
   /** Answers with an error and closes this connection only. */
-  private fail(error: ZproxyError, requestId: string): void {
+  private fail(error: ZproxyError, requestId: RequestId): void {
     if (this.closing) return;
     this.ctx.log.debug({ code: error.code, remote: this.conn.remoteAddress, detail: error.message }, 'request rejected');
     this.body = null;

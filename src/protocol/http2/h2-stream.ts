@@ -3,7 +3,7 @@
  * (`respond` routes, errors) or proxied — to an HTTP/1.1 upstream through a
  * ProxyExchange, or stream to stream to an `h2c://` or `h2://` upstream (gRPC).
  */
-import { nextRequestId } from '../../util/request-id';
+import { nextRequestId, requestIdText } from '../../util/request-id';
 import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { WorkerContext } from '../../server/worker-context';
 import { splitTarget } from '../../router/request-path';
@@ -39,7 +39,7 @@ export function handleStream(ctx: WorkerContext, stream: ServerHttp2Stream, head
   const target = headers[':path'] ?? '/';
   const authority = headers[':authority'] ?? h2HeaderValue(headers, 'host') ?? '';
   const clientRequestId = h2HeaderValue(headers, 'x-request-id');
-  const requestId = clientRequestId ?? nextRequestId();
+  const requestId = clientRequestId ?? requestIdText(nextRequestId());
   const hasBody = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) === 0;
 
   const { path, query } = splitTarget(target);
