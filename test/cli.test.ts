@@ -93,3 +93,38 @@ test('--port and --threads override the file', async () => {
     expect(await proxy.exited).toBe(0);
   }
 });
+
+test('an addon that fails to load: the fallback runs, and the startup line says why', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'zproxy-noaddon-'));
+  // Preloaded into the CLI: node-gyp-build (the loader's only way to the .node file) throws, as it does when no build matches.
+  const hook = path.join(dir, 'no-addon.js');
+  writeFileSync(
+    hook,
+    "const Module = require('node:module'); const load = Module._load;" +
+      "Module._load = function (request, ...rest) { if (request === 'node-gyp-build') throw new Error('No native build was found (simulated)'); return load.call(this, request, ...rest); };",
+  );
+  const file = tempConfig({ host: '127.0.0.1', port: 0, admin: null, thread_count: 2, routes: [{ path: '/', respond: { status: 200, headers: {}, body: 'x' } }] });
+  const proxy = await startCli(['start', '--config', file], { NODE_OPTIONS: `--require ${hook}`, ZPROXY_LOG_LEVEL: 'info' });
+  try {
+    expect(proxy.output()).toMatch(
+      /"msg":"accept loop and OS primitives: TypeScript fallback \(the addon failed to load \(No native build was found \(simulated\)\); rebuild it with `npm rebuild zproxy`/,
+    );
+    expect(proxy.output()).toMatch(/"listener":"shared"/);
+    const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(proxy.output())![1]);
+    expect(await exchange(port, 'GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n')).toMatch(/^HTTP\/1\.1 200 OK[\s\S]*\r\n\r\nx$/);
+  } finally {
+    proxy.child.kill('SIGTERM');
+    expect(await proxy.exited).toBe(0);
+  }
+});
+
+test('thread_count "auto" is the number of CPUs this process may run on, and workers are placed on those CPUs only', async () => {
+  const file = tempConfig({ host: '127.0.0.1', port: 0, admin: null, routes: [{ path: '/', respond: { status: 200, headers: {}, body: 'x' } }] });
+  const proxy = await startCli(['start', '--config', file], { ZPROXY_LOG_LEVEL: 'info' }, ['taskset', '-c', '0']);
+  try {
+    expect(proxy.output()).toMatch(/listening on 127\.0\.0\.1:\d+ with 1 threads, NUMA libnuma: worker 0 -> node 0 -> cpus 0"/);
+  } finally {
+    proxy.child.kill('SIGTERM');
+    expect(await proxy.exited).toBe(0);
+  }
+});

@@ -4,9 +4,10 @@
  * connections are closed, and the process exits 0.
  */
 import { writeFileSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { RUNTIMES, connect, listeningPort, readResponse, startCli, waitForClose } from './helpers/server';
+import { formatCpuList } from '../dist/server/placement';
 
 describe.each(RUNTIMES)('graceful stop (%s)', (_name, noNative) => {
   test('stop during a slow in-flight request: it completes, then the process exits 0', async () => {
@@ -25,6 +26,13 @@ describe.each(RUNTIMES)('graceful stop (%s)', (_name, noNative) => {
     );
     const proxy = await startCli(['start', '--config', file], noNative ? { ZPROXY_NO_NATIVE: '1' } : {});
     const port = listeningPort(proxy.output());
+    // One line says which OS layer runs and why; the listening line gives the address, threads and NUMA layout.
+    expect(proxy.output()).toMatch(
+      noNative ? /"msg":"accept loop and OS primitives: TypeScript fallback \(ZPROXY_NO_NATIVE=1\)"/ : /"msg":"accept loop and OS primitives: native addon \(addon loaded\)"/,
+    );
+    const cpus = formatCpuList(os.cpus().map((_, i) => i));
+    const layout = [0, 1].map((w) => `worker ${w} -> node 0 -> cpus ${noNative ? 'any \\(not pinned\\)' : cpus}`).join('; ');
+    expect(proxy.output()).toMatch(new RegExp(`"msg":"listening on 127\\.0\\.0\\.1:${port} with 2 threads, NUMA ${noNative ? 'sysfs' : 'libnuma'}: ${layout}"`));
 
     const idle = await connect(port);
     const slow = await connect(port);

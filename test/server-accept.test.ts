@@ -5,6 +5,7 @@
  */
 import type net from 'node:net';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import os from 'node:os';
 import { LISTENERS, connect, get, readResponse, startProxy } from './helpers/server';
 import type { Server } from '../dist/index';
 
@@ -43,6 +44,77 @@ describe.each(LISTENERS)('accepting connections (%s)', (_name, noNative, threads
     sockets.push(socket);
     socket.write('GET / HTTP/1.1\r\nHost: t\r\n\r\n');
     expect((await readResponse(socket)).status).toBe(200);
+  });
+
+  test('stop ends every thread the server started and leaks no fd (listener, connections, loops)', async () => {
+    const fds = () => readdirSync('/proc/self/fd').map((fd) => {
+      try {
+        return `${fd} -> ${readlinkSync(`/proc/self/fd/${fd}`)}`;
+      } catch {
+        return `${fd} -> ?`;
+      }
+    });
+    const threadsOfProcess = () => readdirSync('/proc/self/task').length;
+    const serveAndStop = async () => {
+      const proxy = await startProxy({ thread_count: threads }, noNative);
+      const clients = await Promise.all(Array.from({ length: 6 }, () => connect(proxy.address().port)));
+      await Promise.all(
+        clients.map((socket) => {
+          socket.write('GET / HTTP/1.1\r\nHost: t\r\n\r\n');
+          return readResponse(socket);
+        }),
+      );
+      await proxy.stop();
+      for (const socket of clients) socket.destroy();
+    };
+    // A first run pays the process's one-time set-up (the addon, libuv's own fds).
+    await serveAndStop();
+    const fdsBefore = fds();
+    const threadsBefore = threadsOfProcess();
+    await serveAndStop();
+    let fdsAfter = fds();
+    for (let i = 0; i < 40 && fdsAfter.length !== fdsBefore.length; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      fdsAfter = fds();
+    }
+    expect(fdsAfter.filter((fd) => !fdsBefore.includes(fd))).toEqual([]);
+    expect(fdsAfter).toHaveLength(fdsBefore.length);
+    expect(threadsOfProcess()).toBe(threadsBefore);
+  });
+
+  test('numa_aware pins each worker to the CPUs of its node (addon); without it, or in the fallback, workers float', async () => {
+    const allCpus = hostCpus();
+    server = await startProxy({ thread_count: threads }, noNative);
+    const pinned = (await server.stats()).workers as Array<{ node: number; pinned: boolean; affinity: number[] }>;
+    expect(pinned).toHaveLength(threads);
+    for (const worker of pinned) {
+      // This host has one NUMA node holding every CPU.
+      expect(worker.node).toBe(0);
+      expect(worker.pinned).toBe(!noNative);
+      expect(worker.affinity).toEqual(allCpus);
+    }
+    await server.stop();
+    server = await startProxy({ thread_count: threads, numa_aware: false }, noNative);
+    const floating = (await server.stats()).workers as Array<{ pinned: boolean }>;
+    expect(floating.map((w) => w.pinned)).toEqual(Array(threads).fill(false));
+  });
+
+  if (threads > 1) test('a worker thread that dies: the other keeps serving, and stop still drains and resolves', async () => {
+    server = await startProxy({ thread_count: threads }, noNative);
+    const { port } = server.address();
+    // No public way to kill a worker: reach into the pool, as a fatal error in that thread would.
+    const pool = (server as unknown as { pool: { workers: Array<{ terminate(): Promise<number> }> } }).pool;
+    await pool.workers[0].terminate();
+    await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 10; i++) expect(await get(port)).toMatch(/^HTTP\/1\.1 200 OK/);
+    expect((await server.stats()).workers).toHaveLength(threads - 1);
+    const held = await connect(port);
+    sockets.push(held);
+    held.write('GET / HTTP/1.1\r\nHost: t\r\n\r\n');
+    expect((await readResponse(held)).status).toBe(200);
+    await server.stop();
+    expect(server.state).toBe('stopped');
+    server = undefined;
   });
 
   if (threads > 1) test('connections spread over 2 workers', async () => {
@@ -106,6 +178,10 @@ describe.each(LISTENERS)('accepting connections (%s)', (_name, noNative, threads
     expect(await get(port)).toMatch(/^HTTP\/1\.1 200 OK/);
   });
 });
+
+function hostCpus(): number[] {
+  return Array.from({ length: os.cpus().length }, (_, i) => i);
+}
 
 test('TypeScript fallback: each worker listens on its own fd of the one socket, and stop closes them all', async () => {
   const listeningFds = (port: number): string[] => {

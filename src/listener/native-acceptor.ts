@@ -5,6 +5,7 @@
  */
 import type { RawAddon, RawAcceptLoop, RawWorkerAttachment } from '../native/addon-types';
 import type { Acceptor, IncomingConnection, Intake, ListenOptions } from './acceptor';
+import { watchAcceptFailures } from './resource-watch';
 
 /** Enough bytes to tell the HTTP/2 preface from anything else. */
 export const PEEK_BYTES = 24;
@@ -22,15 +23,18 @@ export function createNativeAcceptor(addon: RawAddon, options: ListenOptions): A
     peekBytes: PEEK_BYTES,
     queueSize: QUEUE_SIZE,
   });
+  let unwatch: (() => void) | undefined;
   return {
     kind: 'native',
     intake: { kind: 'native', loopId: loop.id },
     async open() {
       loop.start();
+      unwatch = watchAcceptFailures(() => loop.stats());
     },
     address: () => loop.address(),
     stats: async () => loop.stats(),
     async close() {
+      unwatch?.();
       loop.stop();
     },
   };

@@ -8,6 +8,7 @@
 import type { AcceptLoopStats, RawAddon, RawWorkerListener } from '../native/addon-types';
 import type { Acceptor, IncomingConnection, Intake, IntakeDescriptor, ListenAddress, ListenOptions } from './acceptor';
 import { PEEK_BYTES } from './native-acceptor';
+import { watchAcceptFailures } from './resource-watch';
 
 /** Whether this server takes the worker listener: the addon has it and there is one worker. */
 export function useWorkerListener(addon: RawAddon | null, workers: number): addon is RawAddon {
@@ -46,7 +47,11 @@ export function attachWorkerListenerIntake(
   onConnection: (c: IncomingConnection) => void,
 ): Intake {
   let listener: RawWorkerListener | null = null;
-  const close = () => listener?.close();
+  let unwatch: (() => void) | undefined;
+  const close = () => {
+    unwatch?.();
+    listener?.close();
+  };
   return {
     release: () => listener?.release(),
     async handle(message) {
@@ -54,6 +59,7 @@ export function attachWorkerListenerIntake(
         const { host, port, backlog, maxConnections, firstByteTimeoutMs } = descriptor;
         const options = { host, port, backlog, maxConnections, firstByteTimeoutMs, peekBytes: PEEK_BYTES };
         listener = new addon.WorkerListener!(options, (fd, peeked) => onConnection({ fd, peeked }));
+        unwatch = watchAcceptFailures(() => listener?.stats());
         return listener.address();
       }
       if (message.type === 'unlisten') return close();

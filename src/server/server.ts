@@ -196,13 +196,14 @@ export class Server {
     if (this.state !== 'running') return;
     this.state = 'draining';
     this.log.info({ drainTimeoutMs: this.config.drain_timeout_ms }, 'draining');
-    await this.acceptor!.close(this.request);
-    const drained = this.pool!.broadcast({ type: 'drain' });
+    // A worker listener whose worker died went with it: nothing left to close.
+    await this.acceptor!.close(this.request).catch((err: Error) => this.log.warn({ err }, 'closing the listener failed'));
+    const drained = this.pool!.broadcast({ type: 'drain' }, true);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), this.config.drain_timeout_ms)));
     if (await Promise.race([drained.then(() => false), timedOut])) {
       this.log.warn('drain timeout: closing the remaining connections');
-      await this.pool!.broadcast({ type: 'close-all' });
+      await this.pool!.broadcast({ type: 'close-all' }, true);
     }
     clearTimeout(timer);
     await this.shutdown();

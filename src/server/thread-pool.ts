@@ -55,9 +55,20 @@ export class ThreadPool {
     });
   }
 
-  /** The same message to every worker. */
-  broadcast(message: WorkerMessage): Promise<unknown[]> {
-    return Promise.all(this.workers.map((_, index) => this.submit(message, index)));
+  /**
+   * The same message to every worker still running (one that has exited is
+   * logged already and has nothing to answer). With `exitedIsDone`, a worker
+   * that exits before it answers counts as done (`undefined`): for drains,
+   * where a dead worker has nothing left to finish.
+   */
+  broadcast(message: WorkerMessage, exitedIsDone = false): Promise<unknown[]> {
+    const running = [...this.workers.keys()].filter((index) => !this.gone.has(index));
+    return Promise.all(
+      running.map((index) => {
+        const reply = this.submit(message, index);
+        return exitedIsDone ? reply.catch((err: Error) => (this.gone.has(index) ? undefined : Promise.reject(err))) : reply;
+      }),
+    );
   }
 
   /** Waits for every worker thread to exit; terminates the ones still running after `timeoutMs`. */
