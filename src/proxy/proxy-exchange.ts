@@ -110,6 +110,8 @@ export class ProxyExchange implements UpstreamExchange, BalancerInput {
   private upstreamPaused = false;
   /** Relayed body writes that still point into the connection's buffer. */
   private relaysInFlight = 0;
+  /** Their flush callback, made at the first relay: most responses are copied whole and never need it. */
+  private onClientFlushed: (() => void) | null = null;
   /** The rest of the body is moving in the kernel; null before, after, or never. */
   private bodySplice: BodySplice | null = null;
   private spliceTried = false;
@@ -188,7 +190,7 @@ export class ProxyExchange implements UpstreamExchange, BalancerInput {
 
   /** Relays body bytes that live in the upstream connection's buffer, pausing it until the client has them. */
   onResponseBody(buf: Buffer, start: number, end: number): void {
-    const relays = this.client.sendBody(buf, start, end, this.onClientFlushed);
+    const relays = this.client.sendBody(buf, start, end, (this.onClientFlushed ??= () => this.clientFlushed()));
     this.relaysInFlight += relays;
     // Paused only with a relay in flight, whose flush resumes it; a copy is small and needs no wait.
     if (relays > 0 && this.client.pendingBytes > 0 && !this.upstreamPaused && this.conn) {
@@ -283,7 +285,7 @@ export class ProxyExchange implements UpstreamExchange, BalancerInput {
     return this.attempts <= this.route.retries;
   }
 
-  private readonly onClientFlushed = (): void => {
+  private clientFlushed(): void {
     this.relaysInFlight--;
     if (this.done) {
       if (this.relaysInFlight === 0) this.releaseConnection();
@@ -291,7 +293,7 @@ export class ProxyExchange implements UpstreamExchange, BalancerInput {
     }
     if (this.client.pendingBytes > 0 || this.bodySplice !== null) return;
     this.resumeUpstream();
-  };
+  }
 
   private resumeUpstream(): void {
     if (!this.upstreamPaused) return;

@@ -12,15 +12,21 @@
  */
 import type { ProxyExchange } from './proxy-exchange';
 
-let queue: ProxyExchange[] = [];
+/** One array for every turn (a new one per turn cost an allocation and its growth per request). */
+const queue: (ProxyExchange | null)[] = [];
+let queued = 0;
 
 export function startAtEndOfTurn(exchange: ProxyExchange): void {
-  if (queue.length === 0) setImmediate(startQueued);
-  queue.push(exchange);
+  if (queued === 0) setImmediate(startQueued);
+  queue[queued++] = exchange;
 }
 
+/** Exchanges queued while the batch starts (a pipelined request answered at once) start in the same batch. */
 function startQueued(): void {
-  const batch = queue;
-  queue = [];
-  for (const exchange of batch) exchange.start();
+  for (let i = 0; i < queued; i++) {
+    const exchange = queue[i]!;
+    queue[i] = null;
+    exchange.start();
+  }
+  queued = 0;
 }

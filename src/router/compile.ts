@@ -80,21 +80,24 @@ function matchRoute(
   const normalised = normalisePath(path);
   if (normalised === null) return BAD_PATH;
   const segments = pathSegments(normalised);
-  const allow: string[] = [];
+  let allow: string[] | null = null;
   const accept = (entry: RouteEntry): boolean => {
-    for (const [name, value] of entry.headers) if (getHeader?.(name) !== value) return false;
+    for (let i = 0; i < entry.headers.length; i++) if (getHeader?.(entry.headers[i][0]) !== entry.headers[i][1]) return false;
     if (entry.methods === null || entry.methods.has(method)) return true;
-    allow.push(...entry.methods);
+    (allow ??= []).push(...entry.methods);
     return false;
   };
   const entry = hosts.find(host, (tree) => tree.find(segments, 0, accept));
   if (entry !== null) return toHit(entry, normalised, segments);
-  return allow.length > 0 ? { kind: 'method_not_allowed', allow: [...new Set(allow)].sort() } : NOT_FOUND;
+  return allow !== null ? { kind: 'method_not_allowed', allow: [...new Set<string>(allow)].sort() } : NOT_FOUND;
 }
+
+/** The params of a pattern without `:name` segments: shared, so a plain hit allocates no dictionary. */
+const NO_PARAMS: Record<string, string> = Object.freeze(Object.create(null) as Record<string, string>);
 
 function toHit(entry: RouteEntry, path: string, segments: readonly string[]): RouteHit {
   const { params: slots, segments: consumed, wildcard } = entry.pattern;
-  const params: Record<string, string> = Object.create(null);
+  const params: Record<string, string> = slots.length === 0 ? NO_PARAMS : Object.create(null);
   for (const [name, at] of slots) params[name] = segments[at];
   const matchedPrefix = consumed.length === 0 ? '' : '/' + segments.slice(0, consumed.length).join('/');
   return {
