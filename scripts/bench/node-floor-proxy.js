@@ -12,7 +12,7 @@
  *
  * It writes with zproxy's own writeThrough (dist/util/socket-fd: one send(2)
  * through the addon when nothing is queued; socket.write otherwise; needs
- * `npm run build`) and reads upstream responses into one
+ * `npm run build:ts`) and reads upstream responses into one
  * reused buffer per connection (onread), so the difference to zproxy is the
  * work zproxy does per request, not a different use of Node.
  *

@@ -236,7 +236,7 @@ function proxyCatalogue({ zproxyMode }) {
   const n = allCpus();
   const zLabel = (t) => `zproxy ${t} thread${t === 1 ? '' : 's'}${zproxyMode === 'respond' ? ' (respond)' : ''}`;
   const zUnavailable = () =>
-    fs.existsSync(path.join(REPO, 'dist', 'cli.js')) ? null : 'dist/cli.js missing: run `npm run build` first';
+    fs.existsSync(path.join(REPO, 'dist', 'cli.js')) ? null : 'dist/cli.js missing: run `npm run build:ts` first';
   return {
     direct: { label: 'no proxy (backend)', unavailable: () => null, start: null },
     nginx: { label: 'nginx', unavailable: () => (proc.which('nginx') ? null : 'nginx not installed'), start: startNginxProxy },
