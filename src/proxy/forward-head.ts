@@ -118,21 +118,27 @@ interface AddedFields {
   close: boolean;
 }
 
+/** How many runs `assembledSize` left in `runs`, for the `fill` that follows it. */
+let runCount = 0;
+
 /**
- * `line` (the start line; null: the original one, copied as is), the kept
- * header lines, the added fields, then `tail[tailStart..tailEnd)` when given
- * (a small body sent with its head). One allocation of the exact size.
+ * The size of the head `fill` writes: `line` (the start line; null: the
+ * original one, copied as is), the kept header lines, the added fields, and
+ * `tailLength` bytes after them (a small body sent with its head).
  */
-function assemble(head: MessageHead, table: DropTable, line: string | null, added: AddedFields, tail?: Buffer, tailStart = 0, tailEnd = 0): Buffer {
-  const count = keptRuns(head, table);
+function assembledSize(head: MessageHead, table: DropTable, line: string | null, added: AddedFields, tailLength: number): number {
+  runCount = keptRuns(head, table);
   let size = line === null ? head.fieldsStart - head.start : line.length;
-  for (let k = 0; k < count; k++) size += runs[k * 2 + 1] - runs[k * 2];
+  for (let k = 0; k < runCount; k++) size += runs[k * 2 + 1] - runs[k * 2];
   if (added.lines !== null) size += added.lines.length;
   if (added.requestId !== null) size += REQUEST_ID_NAME.length + requestIdLength(added.requestId) + 2;
-  size += added.text.length + (added.close ? 2 : 0) + (tailEnd - tailStart);
-  const out = Buffer.allocUnsafe(size);
+  return size + added.text.length + (added.close ? 2 : 0) + tailLength;
+}
+
+/** Writes the head sized by the `assembledSize` call just before, then `tail[tailStart, tailEnd)`; returns its end. */
+function fill(out: Buffer, head: MessageHead, line: string | null, added: AddedFields, tail?: Buffer, tailStart = 0, tailEnd = 0): number {
   let at = line === null ? copyBytes(head.buf, head.start, head.fieldsStart, out, 0) : out.write(line, 0, 'latin1');
-  for (let k = 0; k < count; k++) at = copyBytes(head.buf, runs[k * 2], runs[k * 2 + 1], out, at);
+  for (let k = 0; k < runCount; k++) at = copyBytes(head.buf, runs[k * 2], runs[k * 2 + 1], out, at);
   if (added.lines !== null) at = copyBytes(added.lines, 0, added.lines.length, out, at);
   if (added.requestId !== null) {
     at = copyBytes(REQUEST_ID_NAME, 0, REQUEST_ID_NAME.length, out, at);
@@ -140,7 +146,13 @@ function assemble(head: MessageHead, table: DropTable, line: string | null, adde
   }
   if (added.text.length > 0) at += out.write(added.text, at, 'latin1');
   if (added.close) at = copyBytes(CRLF, 0, 2, out, at);
-  if (tail !== undefined) copyBytes(tail, tailStart, tailEnd, out, at);
+  return tail === undefined ? at : copyBytes(tail, tailStart, tailEnd, out, at);
+}
+
+/** The head (and tail) in one allocation of the exact size. */
+function assemble(head: MessageHead, table: DropTable, line: string | null, added: AddedFields, tail?: Buffer, tailStart = 0, tailEnd = 0): Buffer {
+  const out = Buffer.allocUnsafe(assembledSize(head, table, line, added, tailEnd - tailStart));
+  fill(out, head, line, added, tail, tailStart, tailEnd);
   return out;
 }
 
@@ -210,14 +222,27 @@ export interface ForwardResponseOptions {
  * upstream sent them; followed by `body[bodyStart..bodyEnd)` when given.
  */
 export function forwardResponseHead(head: ResponseHead, options: ForwardResponseOptions, body?: Buffer, bodyStart = 0, bodyEnd = 0): Buffer {
-  const connection = options.close ? 1 : options.keepAliveHeader ? 2 : 0;
-  const added: AddedFields = {
-    lines: RESPONSE_FIELDS[options.chunked ? 1 : 0][connection],
+  return assemble(head, RESPONSE_DROP, statusLine(head), responseFields(options), body, bodyStart, bodyEnd);
+}
+
+/**
+ * forwardResponseHead written into `out` from its start, for a message sent
+ * at once from a reused buffer: its length, or -1 when it does not fit.
+ */
+export function writeResponseHead(out: Buffer, head: ResponseHead, options: ForwardResponseOptions, body?: Buffer, bodyStart = 0, bodyEnd = 0): number {
+  const line = statusLine(head);
+  const added = responseFields(options);
+  if (assembledSize(head, RESPONSE_DROP, line, added, bodyEnd - bodyStart) > out.length) return -1;
+  return fill(out, head, line, added, body, bodyStart, bodyEnd);
+}
+
+function responseFields(options: ForwardResponseOptions): AddedFields {
+  return {
+    lines: RESPONSE_FIELDS[options.chunked ? 1 : 0][options.close ? 1 : options.keepAliveHeader ? 2 : 0],
     requestId: options.addRequestId ? options.requestId : null,
     text: '',
     close: true,
   };
-  return assemble(head, RESPONSE_DROP, statusLine(head), added, body, bodyStart, bodyEnd);
 }
 
 /** The status line to send, or null when the upstream's own (HTTP/1.1, with a reason) can be copied. */

@@ -27,13 +27,11 @@ export function requestIdText(id: RequestId): string {
   return typeof id === 'string' ? id : prefix + id.toString(16);
 }
 
-/** Hex digits of a counter value. */
+/** Hex digits of a counter value (bit arithmetic below 2^31, the usual case). */
 function digitCount(n: number): number {
-  let count = 1;
-  while (n >= 16) {
-    n = Math.floor(n / 16);
-    count++;
-  }
+  if (n < 0x80000000) return n === 0 ? 1 : 8 - (Math.clz32(n) >> 2);
+  let count = 8;
+  for (let rest = Math.floor(n / 0x100000000); rest >= 1; rest = Math.floor(rest / 16)) count++;
   return count;
 }
 
@@ -46,11 +44,11 @@ export function requestIdLength(id: RequestId): number {
 export function writeRequestId(out: Buffer, at: number, id: RequestId): number {
   if (typeof id === 'string') return at + out.write(id, at, 'latin1');
   for (let i = 0; i < PREFIX_BYTES.length; i++) out[at++] = PREFIX_BYTES[i];
-  let n = id;
-  const end = at + digitCount(n);
-  for (let p = end - 1; p >= at; p--) {
-    out[p] = HEX_DIGITS[n % 16];
-    n = Math.floor(n / 16);
+  const end = at + digitCount(id);
+  if (id < 0x80000000) {
+    for (let p = end - 1, n = id; p >= at; p--, n >>>= 4) out[p] = HEX_DIGITS[n & 15];
+  } else {
+    for (let p = end - 1, n = id; p >= at; p--, n = Math.floor(n / 16)) out[p] = HEX_DIGITS[n % 16];
   }
   return end;
 }

@@ -36,17 +36,32 @@ let sender: RawAddon | null | undefined;
  * (false: wait for 'drain').
  */
 export function writeThrough(socket: net.Socket, data: Buffer): boolean {
+  return send(socket, data, data.length, false);
+}
+
+/**
+ * writeThrough for `data[0, length)` of a buffer that is reused as soon as
+ * this returns (a message built in place): whatever the kernel does not
+ * take at once is copied before it is queued.
+ */
+export function writeThroughReused(socket: net.Socket, data: Buffer, length: number): boolean {
+  return send(socket, data, length, true);
+}
+
+function send(socket: net.Socket, data: Buffer, length: number, reused: boolean): boolean {
   if (sender === undefined) {
     const addon = platform().addon;
     sender = addon && typeof addon.writeFd === 'function' ? addon : null;
   }
+  let sent = 0;
   if (sender !== null && socket.writableLength === 0 && !socket.connecting && !socket.writableCorked && !socket.writableEnded) {
     const fd = spliceableFd(socket);
     if (fd >= 0) {
-      const sent = sender.writeFd(fd, data);
-      if (sent === data.length) return true;
-      if (sent > 0) return socket.write(data.subarray(sent));
+      sent = Math.max(0, sender.writeFd(fd, data, length));
+      if (sent === length) return true;
     }
   }
-  return socket.write(data);
+  if (sent === 0 && length === data.length && !reused) return socket.write(data);
+  const rest = data.subarray(sent, length);
+  return socket.write(reused ? Buffer.from(rest) : rest);
 }

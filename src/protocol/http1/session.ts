@@ -10,7 +10,7 @@
  */
 import type net from 'node:net';
 import { nextRequestId, type RequestId } from '../../util/request-id';
-import { writeThrough } from '../../util/socket-fd';
+import { writeThrough, writeThroughReused } from '../../util/socket-fd';
 import type { Connection } from '../../listener/connection';
 import type { WorkerContext } from '../../server/worker-context';
 import type { ProtocolSession } from '../registry';
@@ -37,7 +37,7 @@ import { COPY_BODY_MAX_BYTES, ProxyExchange, type ClientSide } from '../../proxy
 import { peerAddress } from '../../proxy/client-ip';
 import { ForwardedFields } from '../../proxy/forwarded-fields';
 import { startAtEndOfTurn } from '../../proxy/start-batch';
-import { forwardInterimHead, forwardRequestHead, forwardResponseHead, forwardSwitchingHead, type ForwardResponseOptions } from '../../proxy/forward-head';
+import { forwardInterimHead, forwardRequestHead, forwardResponseHead, forwardSwitchingHead, writeResponseHead, type ForwardResponseOptions } from '../../proxy/forward-head';
 import { isWebSocketUpgrade, openTunnel, type ClientTunnel, type TunnelUpgrade } from '../../tunnel/upgrade';
 import { ChunkedDecoder } from './chunked';
 import type { BodyFraming, ResponseHead } from './response-head';
@@ -154,16 +154,25 @@ export class Http1Session implements ProtocolSession, ClientSide {
   /** Writes the held response head, if any (the exchange's upstream read is done). */
   flush(): void {
     if (this.heldHead === null) return;
-    const out = this.withHeldHead();
-    if (!this.conn.socket.destroyed) this.conn.socket.write(out);
-  }
-
-  /** The held head built, followed by buf[start..end) when given (copied, so it may live anywhere). */
-  private withHeldHead(buf?: Buffer, start = 0, end = 0): Buffer {
-    const out = forwardResponseHead(this.heldHead!, this.heldHeadOptions!, buf, start, end);
+    if (!this.conn.socket.destroyed) return this.sendHeldHead();
     this.heldHead = null;
     this.heldHeadOptions = null;
-    return out;
+  }
+
+  /**
+   * Sends the held head, followed by buf[start..end) when given, in one
+   * write. It is built in the worker's scratch buffer, which only what the
+   * socket does not take at once is copied out of.
+   */
+  private sendHeldHead(buf?: Buffer, start = 0, end = 0): void {
+    const head = this.heldHead!;
+    const options = this.heldHeadOptions!;
+    this.heldHead = null;
+    this.heldHeadOptions = null;
+    const scratch = this.ctx.writeScratch;
+    const length = writeResponseHead(scratch, head, options, buf, start, end);
+    if (length >= 0) writeThroughReused(this.conn.socket, scratch, length);
+    else writeThrough(this.conn.socket, forwardResponseHead(head, options, buf, start, end));
   }
 
   sendInterim(head: ResponseHead): void {
@@ -192,7 +201,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
     if (!this.dechunker) {
       if (this.heldHead !== null && end - start <= COPY_BODY_MAX_BYTES) {
         // Copied behind the held head (larger chunks follow it in their own write).
-        writeThrough(this.conn.socket, this.withHeldHead(buf, start, end));
+        this.sendHeldHead(buf, start, end);
         return 0;
       }
       this.write(buf.subarray(start, end), onFlushed);
