@@ -13,7 +13,7 @@
  * is needed (X-Forwarded-For, Host).
  */
 import { STATUS_CODES } from 'node:http';
-import { equalsIgnoreCase } from '../protocol/http1/chars';
+import { equalsIgnoreCase, equalsLowerBytes, lowerBytes } from '../protocol/http1/chars';
 import type { MessageHead } from '../protocol/http1/field-lines';
 import type { RequestHead } from '../protocol/http1/request-head';
 import type { ResponseHead } from '../protocol/http1/response-head';
@@ -24,7 +24,9 @@ const SET_BY_PROXY = ['x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-for'
 
 /** Names to drop, bucketed by length so most headers are rejected by one lookup. */
 interface DropTable {
-  names: (readonly string[] | undefined)[];
+  /** By name length; an empty bucket for lengths no name has. */
+  byLength: (readonly Uint8Array[])[];
+  names: ReadonlySet<string>;
   /**
    * Drop names with `_`: an upstream that maps `_` to `-` (CGI) would
    * otherwise read `Transfer_Encoding` or `X_Forwarded_For` as the real thing.
@@ -32,22 +34,41 @@ interface DropTable {
   underscores: boolean;
 }
 
+const NO_NAMES: readonly Uint8Array[] = Object.freeze([]);
+
 function dropTable(names: readonly string[], underscores: boolean): DropTable {
-  const table: string[][] = [];
-  for (const name of names) (table[name.length] ??= []).push(name);
-  return { names: table, underscores };
+  const byLength: Uint8Array[][] = [];
+  for (let length = 0; length <= Math.max(...names.map((name) => name.length)); length++) byLength.push([]);
+  for (const name of names) byLength[name.length].push(lowerBytes(name));
+  return { byLength: byLength.map((bucket) => (bucket.length === 0 ? NO_NAMES : bucket)), names: new Set(names), underscores };
 }
 const REQUEST_DROP = dropTable([...HOP_BY_HOP, ...SET_BY_PROXY], true);
 const REQUEST_DROP_WITH_HOST = dropTable([...HOP_BY_HOP, ...SET_BY_PROXY, 'host'], true);
 const RESPONSE_DROP = dropTable(HOP_BY_HOP, false);
 
-function isNamed(head: MessageHead, i: number, names: readonly string[] | undefined): boolean {
-  if (names === undefined) return false;
+function inTable(head: MessageHead, i: number, table: DropTable): boolean {
   const start = head.headers[i * 4];
   const end = head.headers[i * 4 + 1];
-  for (let k = 0; k < names.length; k++) if (equalsIgnoreCase(head.buf, start, end, names[k])) return true;
+  if (end - start >= table.byLength.length) return false;
+  const bucket = table.byLength[end - start];
+  for (let k = 0; k < bucket.length; k++) if (equalsLowerBytes(head.buf, start, end, bucket[k])) return true;
   return false;
 }
+
+function namedIn(head: MessageHead, i: number, tokens: readonly string[]): boolean {
+  const start = head.headers[i * 4];
+  const end = head.headers[i * 4 + 1];
+  for (let k = 0; k < tokens.length; k++) if (equalsIgnoreCase(head.buf, start, end, tokens[k])) return true;
+  return false;
+}
+
+/** The Connection tokens that name fields the table does not drop anyway (none, for `keep-alive`). */
+function extraTokens(head: MessageHead, table: DropTable): readonly string[] {
+  const tokens = head.connectionTokens;
+  for (let k = 0; k < tokens.length; k++) if (!table.names.has(tokens[k])) return tokens;
+  return NO_TOKENS;
+}
+const NO_TOKENS: readonly string[] = Object.freeze([]);
 
 const UNDERSCORE = 0x5f;
 
@@ -59,13 +80,8 @@ function hasUnderscore(head: MessageHead, i: number): boolean {
 }
 
 /** Is header i one the proxy handles itself (not copied verbatim)? */
-function dropped(head: MessageHead, i: number, table: DropTable): boolean {
-  const length = head.headers[i * 4 + 1] - head.headers[i * 4];
-  return (
-    isNamed(head, i, table.names[length]) ||
-    (head.connectionTokens.length > 0 && isNamed(head, i, head.connectionTokens)) ||
-    (table.underscores && hasUnderscore(head, i))
-  );
+function dropped(head: MessageHead, i: number, table: DropTable, tokens: readonly string[]): boolean {
+  return inTable(head, i, table) || (tokens.length > 0 && namedIn(head, i, tokens)) || (table.underscores && hasUnderscore(head, i));
 }
 
 /**
@@ -75,10 +91,11 @@ function dropped(head: MessageHead, i: number, table: DropTable): boolean {
  */
 const runs: number[] = [];
 function keptRuns(head: MessageHead, table: DropTable): number {
+  const tokens = extraTokens(head, table);
   let count = 0;
   let runStart = -1;
   for (let i = 0; i < head.headerCount; i++) {
-    if (!dropped(head, i, table)) {
+    if (!dropped(head, i, table, tokens)) {
       if (runStart < 0) runStart = head.headers[i * 4];
     } else if (runStart >= 0) {
       runs[count * 2] = runStart;
@@ -137,8 +154,16 @@ function assembledSize(head: MessageHead, table: DropTable, line: string | null,
 
 /** Writes the head sized by the `assembledSize` call just before, then `tail[tailStart, tailEnd)`; returns its end. */
 function fill(out: Buffer, head: MessageHead, line: string | null, added: AddedFields, tail?: Buffer, tailStart = 0, tailEnd = 0): number {
-  let at = line === null ? copyBytes(head.buf, head.start, head.fieldsStart, out, 0) : out.write(line, 0, 'latin1');
-  for (let k = 0; k < runCount; k++) at = copyBytes(head.buf, runs[k * 2], runs[k * 2 + 1], out, at);
+  let at: number;
+  let k = 0;
+  if (line === null) {
+    // The original start line and a run right behind it are one copy.
+    const end = runCount > 0 && runs[0] === head.fieldsStart ? runs[k++ * 2 + 1] : head.fieldsStart;
+    at = copyBytes(head.buf, head.start, end, out, 0);
+  } else {
+    at = out.write(line, 0, 'latin1');
+  }
+  for (; k < runCount; k++) at = copyBytes(head.buf, runs[k * 2], runs[k * 2 + 1], out, at);
   if (added.lines !== null) at = copyBytes(added.lines, 0, added.lines.length, out, at);
   if (added.requestId !== null) {
     at = copyBytes(REQUEST_ID_NAME, 0, REQUEST_ID_NAME.length, out, at);

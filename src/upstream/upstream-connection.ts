@@ -61,7 +61,7 @@ export interface UpstreamExchange {
 }
 
 /** Largest upstream response head accepted. */
-const MAX_RESPONSE_HEAD_BYTES = 64 * 1024;
+const RESPONSE_HEAD_LIMITS = { maxHeaderBytes: 64 * 1024 };
 
 export class UpstreamConnection {
   state: UpstreamState = 'connecting';
@@ -300,7 +300,7 @@ export class UpstreamConnection {
       this.partialHead = null;
     }
     for (;;) {
-      const parsed = parseResponseHead(data, start, end, { maxHeaderBytes: MAX_RESPONSE_HEAD_BYTES });
+      const parsed = parseResponseHead(data, start, end, RESPONSE_HEAD_LIMITS);
       if (parsed.kind === 'incomplete') {
         this.partialHead = Buffer.from(data.subarray(start, end));
         this.responseStarted = true;

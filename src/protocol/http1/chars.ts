@@ -89,6 +89,26 @@ export function equalsIgnoreCase(buf: Buffer, s: number, e: number, lower: strin
   return true;
 }
 
+/**
+ * A lower-case ASCII name as bytes, for the hottest comparisons (framing
+ * fields, the hop-by-hop names): byte against byte costs about half of
+ * byte against a string's char codes.
+ */
+export function lowerBytes(text: string): Uint8Array {
+  if (text !== text.toLowerCase() || !/^[\x21-\x7e]+$/.test(text)) throw new Error(`not a lower-case ASCII name: ${text}`);
+  return Uint8Array.from(text, (c) => c.charCodeAt(0));
+}
+
+/** equalsIgnoreCase against a lowerBytes name. */
+export function equalsLowerBytes(buf: Buffer, s: number, e: number, lower: Uint8Array): boolean {
+  const n = lower.length;
+  if (e - s !== n) return false;
+  for (let i = 0; i < n; i++) {
+    if (LOWER[buf[s + i]] !== lower[i]) return false;
+  }
+  return true;
+}
+
 /** Index of the first OWS-trimmed byte in [s, e). */
 export function skipOws(buf: Buffer, s: number, e: number): number {
   while (s < e && (buf[s] === SP || buf[s] === HT)) s++;

@@ -29,6 +29,8 @@ import {
   SP,
   TCHAR,
   equalsIgnoreCase,
+  equalsLowerBytes,
+  lowerBytes,
 } from './chars';
 
 export interface HeadLimits {
@@ -241,6 +243,17 @@ export function skipEmptyLines(buf: Buffer, p: number, end: number, s: ScanState
 
 const NO_TOKENS: readonly string[] = Object.freeze([]);
 const KNOWN_TOKENS = ['close', 'keep-alive', 'upgrade', 'te', 'http2-settings', 'transfer-encoding', 'proxy-connection'];
+const KNOWN_TOKEN_BYTES = KNOWN_TOKENS.map(lowerBytes);
+const HOST = lowerBytes('host');
+const EXPECT = lowerBytes('expect');
+const CONTINUE_100 = lowerBytes('100-continue');
+const UPGRADE = lowerBytes('upgrade');
+const CONNECTION = lowerBytes('connection');
+const CONTENT_LENGTH = lowerBytes('content-length');
+const TRANSFER_ENCODING = lowerBytes('transfer-encoding');
+const CHUNKED = lowerBytes('chunked');
+const KEEP_ALIVE = lowerBytes('keep-alive');
+const CLOSE = lowerBytes('close');
 
 /** Facts gathered from the field lines in one pass over the offsets. */
 export class FieldFacts {
@@ -292,22 +305,22 @@ export function collectFieldFacts(buf: Buffer, o: readonly number[], count: numb
     const len = o[j + 1] - ns;
     if (len < 4 || len > 17) continue;
     const first = LOWER[buf[ns]];
-    if (len === 4 && first === 0x68 && equalsIgnoreCase(buf, ns, ns + 4, 'host')) {
+    if (len === 4 && first === 0x68 && equalsLowerBytes(buf, ns, ns + 4, HOST)) {
       f.hostCount++;
       f.hostIndex = i;
-    } else if (len === 6 && first === 0x65 && equalsIgnoreCase(buf, ns, ns + 6, 'expect')) {
-      if (equalsIgnoreCase(buf, o[j + 2], o[j + 3], '100-continue')) f.expectContinue = true;
-    } else if (len === 7 && first === 0x75 && equalsIgnoreCase(buf, ns, ns + 7, 'upgrade')) {
+    } else if (len === 6 && first === 0x65 && equalsLowerBytes(buf, ns, ns + 6, EXPECT)) {
+      if (equalsLowerBytes(buf, o[j + 2], o[j + 3], CONTINUE_100)) f.expectContinue = true;
+    } else if (len === 7 && first === 0x75 && equalsLowerBytes(buf, ns, ns + 7, UPGRADE)) {
       f.upgradeCount++;
       if (f.upgradeIndex < 0) f.upgradeIndex = i;
-    } else if (len === 10 && first === 0x63 && equalsIgnoreCase(buf, ns, ns + 10, 'connection')) {
+    } else if (len === 10 && first === 0x63 && equalsLowerBytes(buf, ns, ns + 10, CONNECTION)) {
       if (!connectionList(buf, o[j + 2], o[j + 3], f)) return false;
-    } else if (len === 14 && first === 0x63 && equalsIgnoreCase(buf, ns, ns + 14, 'content-length')) {
+    } else if (len === 14 && first === 0x63 && equalsLowerBytes(buf, ns, ns + 14, CONTENT_LENGTH)) {
       if (f.contentLength >= 0) return fact(f, 'duplicate content-length');
       const v = parseContentLength(buf, o[j + 2], o[j + 3]);
       if (v < 0) return fact(f, 'invalid content-length');
       f.contentLength = v;
-    } else if (len === 17 && first === 0x74 && equalsIgnoreCase(buf, ns, ns + 17, 'transfer-encoding')) {
+    } else if (len === 17 && first === 0x74 && equalsLowerBytes(buf, ns, ns + 17, TRANSFER_ENCODING)) {
       if (!codingList(buf, o[j + 2], o[j + 3], f)) return false;
     }
   }
@@ -357,7 +370,7 @@ function codingList(buf: Buffer, s: number, e: number, f: FieldFacts): boolean {
     if (!isToken(buf, elemStart, elemEnd)) return fact(f, 'invalid transfer-encoding');
     if (f.chunkedLast) return fact(f, 'chunked is not the final transfer-coding');
     f.codings++;
-    f.chunkedLast = equalsIgnoreCase(buf, elemStart, elemEnd, 'chunked');
+    f.chunkedLast = equalsLowerBytes(buf, elemStart, elemEnd, CHUNKED);
   }
   return true;
 }
@@ -370,12 +383,12 @@ function connectionList(buf: Buffer, s: number, e: number, f: FieldFacts): boole
   const prior = f.connectionTokens;
   if (prior === null) {
     // The usual single token, matched whole: no list walk, no array made.
-    if (equalsIgnoreCase(buf, s, e, 'keep-alive')) {
+    if (equalsLowerBytes(buf, s, e, KEEP_ALIVE)) {
       f.keepAliveToken = true;
       f.connectionTokens = KEEP_ALIVE_ONLY;
       return true;
     }
-    if (equalsIgnoreCase(buf, s, e, 'close')) {
+    if (equalsLowerBytes(buf, s, e, CLOSE)) {
       f.close = true;
       f.connectionTokens = CLOSE_ONLY;
       return true;
@@ -389,7 +402,7 @@ function connectionList(buf: Buffer, s: number, e: number, f: FieldFacts): boole
     if (!isToken(buf, elemStart, elemEnd)) return fact(f, 'invalid connection header');
     let name: string | undefined;
     for (let k = 0; k < KNOWN_TOKENS.length; k++) {
-      if (equalsIgnoreCase(buf, elemStart, elemEnd, KNOWN_TOKENS[k])) {
+      if (equalsLowerBytes(buf, elemStart, elemEnd, KNOWN_TOKEN_BYTES[k])) {
         name = KNOWN_TOKENS[k];
         break;
       }

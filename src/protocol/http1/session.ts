@@ -346,9 +346,9 @@ export class Http1Session implements ProtocolSession, ClientSide {
 
     const { path, query } = splitTarget(head.target);
     const match = this.ctx.router.match(head.method, head.host, path, (name) => head.getHeader(name) ?? undefined);
-    const body = new BodyReader(head.contentLength, head.chunked, this.ctx.config.max_body_bytes);
-    if (body.declaredTooLarge) return this.fail(new BodyTooLargeError(), this.requestId);
-    this.body = body.done ? null : body;
+    const body = head.hasBody ? new BodyReader(head.contentLength, head.chunked, this.ctx.config.max_body_bytes) : null;
+    if (body?.declaredTooLarge) return this.fail(new BodyTooLargeError(), this.requestId);
+    this.body = body;
 
     let response: PreparedResponse;
     if (match.kind === 'route' && match.route.upstream) {
