@@ -8,13 +8,13 @@
 
 namespace zproxy {
 
-// JS: writeFd(fd: number, data: Buffer, length?: number): number. Sends
-// data[0, length): all of data without length, a longer length is clamped
-// (so a reused buffer can carry a message shorter than itself). Bytes
-// written (possibly fewer than asked, 0 when the socket takes nothing now),
-// or -errno (never throws for a failed write: the caller hands the bytes to
-// its socket, which reports the error its own way). MSG_NOSIGNAL: a closed
-// peer is EPIPE, not SIGPIPE.
+// JS: writeFd(fd: number, data: Buffer, start = 0, end = data.length):
+// number. Sends data[start, end) (a message built inside a larger, reused
+// buffer). Bytes written (possibly fewer than asked, 0 when the socket takes
+// nothing now), or -errno (never throws for a failed write: the caller hands
+// the bytes to its socket, which reports the error its own way); a range
+// outside data throws RangeError. MSG_NOSIGNAL: a closed peer is EPIPE, not
+// SIGPIPE.
 Napi::Value WriteFd(const Napi::CallbackInfo& info);
 
 }  // namespace zproxy

@@ -581,10 +581,11 @@ async function main() {
     await new Promise((resolve) => client.once('connect', resolve));
     const peer = await accepted;
     const got = new Promise((resolve) => peer.once('data', resolve));
-    assert.equal(addon.writeFd(client._handle.fd, Buffer.from('hello, world'), 3), 3); // only the first `length` bytes
-    assert.equal(addon.writeFd(client._handle.fd, Buffer.from('lo'), 99), 2); // a longer length is clamped
+    assert.equal(addon.writeFd(client._handle.fd, Buffer.from('hello, world'), 0, 3), 3); // data[start, end) only
+    assert.equal(addon.writeFd(client._handle.fd, Buffer.from('__lo__'), 2, 4), 2);
     assert.equal((await got).toString(), 'hello');
-    assert.throws(() => addon.writeFd(client._handle.fd, Buffer.from('x'), -1), RangeError);
+    assert.throws(() => addon.writeFd(client._handle.fd, Buffer.from('x'), 0, 2), RangeError);
+    assert.throws(() => addon.writeFd(client._handle.fd, Buffer.from('xy'), 2, 1), RangeError);
     assert.throws(() => addon.writeFd(client._handle.fd, Buffer.from('x'), '1'), TypeError);
     peer.pause();
     let sent = 0;

@@ -34,6 +34,7 @@ import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { parseRequestHead } from '../dist/protocol/http1/request-head';
 import { fieldsOf } from './fixtures/http1-feed';
+import { mulberry32 } from './helpers/random';
 
 const CASES = 2000;
 const SEED = 0x5eed1234;
@@ -45,17 +46,6 @@ const CASE_TIMEOUT_MS = 3000;
 
 // ---------------------------------------------------------------------------
 // Seeded generator
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Draft {
   prefix: string;

@@ -197,12 +197,12 @@ export interface RawAddon {
    */
   spliceBody(fdFrom: number, fdTo: number, bytes: number, idleTimeoutMs: number, onDone: TunnelCloseCallback): number;
   /**
-   * One send(2) of `data` (its first `length` bytes when given) on `fd`
-   * (non-blocking, MSG_NOSIGNAL): the bytes taken (0 when the socket takes
-   * nothing now), or -errno. Never throws for a failed send. Only for a
-   * socket with nothing queued in user space.
+   * One send(2) of `data[start, end)` on `fd` (non-blocking, MSG_NOSIGNAL):
+   * the bytes taken (0 when the socket takes nothing now), or -errno. Never
+   * throws for a failed send (RangeError for a range outside data). Only for
+   * a socket with nothing queued in user space.
    */
-  writeFd(fd: number, data: Buffer, length?: number): number;
+  writeFd(fd: number, data: Buffer, start?: number, end?: number): number;
   /** Closes a live tunnel (reported as `closed`); false when it already ended. Any thread. */
   closeTunnel(id: number): boolean;
   /** Process-wide counters; `running`: the tunnel thread is up. */

@@ -261,6 +261,41 @@ export function writeResponseHead(out: Buffer, head: ResponseHead, options: Forw
   return fill(out, head, line, added, body, bodyStart, bodyEnd);
 }
 
+/**
+ * forwardResponseHead made in place, in the buffer the upstream head was read
+ * into, when the body bytes that go with it (if any) follow the head there
+ * (`bodyEnd`: their end; `head.headEnd` for none): the kept lines close up
+ * over the dropped ones, the added fields follow, and the blank line and the
+ * body move behind them. Nothing is copied but what moves. Returns where the
+ * message ends (it starts at `head.start`), or -1 when it cannot be made
+ * there (a start line to rewrite, or no room behind the body); the buffer is
+ * untouched then. The head's offsets are void afterwards.
+ */
+export function rewriteResponseHead(head: ResponseHead, options: ForwardResponseOptions, bodyEnd: number): number {
+  if (statusLine(head) !== null) return -1;
+  const buf = head.buf;
+  const added = responseFields(options);
+  const count = keptRuns(head, RESPONSE_DROP);
+  let kept = 0;
+  for (let k = 0; k < count; k++) kept += runs[k * 2 + 1] - runs[k * 2];
+  const addedLength = added.lines!.length + (added.requestId === null ? 0 : REQUEST_ID_NAME.length + requestIdLength(added.requestId) + 2);
+  const tailFrom = head.headEnd - 2; // the blank line, then the body
+  const tailAt = head.fieldsStart + kept + addedLength;
+  if (tailAt + (bodyEnd - tailFrom) > buf.length) return -1;
+  let at = head.fieldsStart;
+  for (let k = 0; k < count; k++) {
+    if (runs[k * 2] !== at) buf.copyWithin(at, runs[k * 2], runs[k * 2 + 1]);
+    at += runs[k * 2 + 1] - runs[k * 2];
+  }
+  if (tailAt !== tailFrom) buf.copyWithin(tailAt, tailFrom, bodyEnd);
+  at = copyBytes(added.lines!, 0, added.lines!.length, buf, at);
+  if (added.requestId !== null) {
+    at = copyBytes(REQUEST_ID_NAME, 0, REQUEST_ID_NAME.length, buf, at);
+    copyBytes(CRLF, 0, 2, buf, writeRequestId(buf, at, added.requestId));
+  }
+  return tailAt + (bodyEnd - tailFrom);
+}
+
 function responseFields(options: ForwardResponseOptions): AddedFields {
   return {
     lines: RESPONSE_FIELDS[options.chunked ? 1 : 0][options.close ? 1 : options.keepAliveHeader ? 2 : 0],

@@ -36,19 +36,19 @@ let sender: RawAddon | null | undefined;
  * (false: wait for 'drain').
  */
 export function writeThrough(socket: net.Socket, data: Buffer): boolean {
-  return send(socket, data, data.length, false);
+  return send(socket, data, 0, data.length, false);
 }
 
 /**
- * writeThrough for `data[0, length)` of a buffer that is reused as soon as
+ * writeThrough for `data[start, end)` of a buffer that is reused as soon as
  * this returns (a message built in place): whatever the kernel does not
  * take at once is copied before it is queued.
  */
-export function writeThroughReused(socket: net.Socket, data: Buffer, length: number): boolean {
-  return send(socket, data, length, true);
+export function writeThroughReused(socket: net.Socket, data: Buffer, start: number, end: number): boolean {
+  return send(socket, data, start, end, true);
 }
 
-function send(socket: net.Socket, data: Buffer, length: number, reused: boolean): boolean {
+function send(socket: net.Socket, data: Buffer, start: number, end: number, reused: boolean): boolean {
   if (sender === undefined) {
     const addon = platform().addon;
     sender = addon && typeof addon.writeFd === 'function' ? addon : null;
@@ -57,11 +57,11 @@ function send(socket: net.Socket, data: Buffer, length: number, reused: boolean)
   if (sender !== null && socket.writableLength === 0 && !socket.connecting && !socket.writableCorked && !socket.writableEnded) {
     const fd = spliceableFd(socket);
     if (fd >= 0) {
-      sent = Math.max(0, sender.writeFd(fd, data, length));
-      if (sent === length) return true;
+      sent = Math.max(0, sender.writeFd(fd, data, start, end));
+      if (sent === end - start) return true;
     }
   }
-  if (sent === 0 && length === data.length && !reused) return socket.write(data);
-  const rest = data.subarray(sent, length);
+  if (sent === 0 && start === 0 && end === data.length && !reused) return socket.write(data);
+  const rest = data.subarray(start + sent, end);
   return socket.write(reused ? Buffer.from(rest) : rest);
 }

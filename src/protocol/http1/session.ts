@@ -37,7 +37,15 @@ import { COPY_BODY_MAX_BYTES, ProxyExchange, type ClientSide } from '../../proxy
 import { peerAddress } from '../../proxy/client-ip';
 import { ForwardedFields } from '../../proxy/forwarded-fields';
 import { startAtEndOfTurn } from '../../proxy/start-batch';
-import { forwardInterimHead, forwardRequestHead, forwardResponseHead, forwardSwitchingHead, writeResponseHead, type ForwardResponseOptions } from '../../proxy/forward-head';
+import {
+  forwardInterimHead,
+  forwardRequestHead,
+  forwardResponseHead,
+  forwardSwitchingHead,
+  rewriteResponseHead,
+  writeResponseHead,
+  type ForwardResponseOptions,
+} from '../../proxy/forward-head';
 import { isWebSocketUpgrade, openTunnel, type ClientTunnel, type TunnelUpgrade } from '../../tunnel/upgrade';
 import { ChunkedDecoder } from './chunked';
 import type { BodyFraming, ResponseHead } from './response-head';
@@ -161,18 +169,28 @@ export class Http1Session implements ProtocolSession, ClientSide {
 
   /**
    * Sends the held head, followed by buf[start..end) when given, in one
-   * write. It is built in the worker's scratch buffer, which only what the
-   * socket does not take at once is copied out of.
+   * write. It is made in place in the upstream's read buffer when the body
+   * bytes follow it there (the usual small response, read whole: what lies
+   * behind them is past the response and never used), else in the worker's
+   * scratch buffer; only what the socket does not take at once is copied
+   * out.
    */
   private sendHeldHead(buf?: Buffer, start = 0, end = 0): void {
     const head = this.heldHead!;
     const options = this.heldHeadOptions!;
     this.heldHead = null;
     this.heldHeadOptions = null;
+    const socket = this.conn.socket;
+    // In place only with the body bytes of this read: without them, bytes behind the head may still be on their way out.
+    const messageEnd = buf === head.buf && start === head.headEnd ? rewriteResponseHead(head, options, end) : -1;
+    if (messageEnd >= 0) {
+      writeThroughReused(socket, head.buf, head.start, messageEnd);
+      return;
+    }
     const scratch = this.ctx.writeScratch;
     const length = writeResponseHead(scratch, head, options, buf, start, end);
-    if (length >= 0) writeThroughReused(this.conn.socket, scratch, length);
-    else writeThrough(this.conn.socket, forwardResponseHead(head, options, buf, start, end));
+    if (length >= 0) writeThroughReused(socket, scratch, 0, length);
+    else writeThrough(socket, forwardResponseHead(head, options, buf, start, end));
   }
 
   sendInterim(head: ResponseHead): void {
