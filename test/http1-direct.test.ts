@@ -11,6 +11,8 @@ const routes = [
   { path: '/hello', respond: { status: 200, headers: { 'content-type': 'text/plain', 'X-Served-By': 'zproxy' }, body: 'hello' } },
   { path: '/only-get', methods: ['GET'], respond: { status: 200, headers: {}, body: 'got' } },
   { path: '/upload', methods: ['POST', 'PUT'], respond: { status: 201, headers: {}, body: 'ok' } },
+  { path: '/tenant', headers: { 'X-Tenant': 'a' }, respond: { status: 200, headers: {}, body: 'tenant a' } },
+  { path: '/tenant', respond: { status: 200, headers: {}, body: 'any tenant' } },
 ];
 
 function curl(args: string[]): Promise<string> {
@@ -53,6 +55,17 @@ describe.each(RUNTIMES)('HTTP/1 direct responses (%s)', (_name, noNative) => {
     const statuses = [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1]));
     expect(statuses).toEqual([200, 200, 404, 200, 200]);
     expect(text.indexOf('got')).toBeLessThan(text.indexOf('hello'));
+  });
+
+  test('a route with a header condition is taken per request on one connection', async () => {
+    const socket = await connect(port);
+    const bodies: string[] = [];
+    for (const tenant of ['a', 'b', 'A', null, 'a']) {
+      socket.write(`GET /tenant HTTP/1.1\r\nHost: t\r\n${tenant === null ? '' : `x-tenant: ${tenant}\r\n`}\r\n`);
+      bodies.push((await readResponse(socket)).body);
+    }
+    socket.destroy();
+    expect(bodies).toEqual(['tenant a', 'any tenant', 'any tenant', 'any tenant', 'tenant a']);
   });
 
   test('a request split across many writes', async () => {

@@ -98,6 +98,9 @@ export class Http1Session implements ProtocolSession, ClientSide {
    */
   private heldHead: ResponseHead | null = null;
   private heldHeadOptions: ForwardResponseOptions | null = null;
+  /** The head being routed, for routes that match on headers (one callback per connection, not per request). */
+  private routedHead: RequestHead | null = null;
+  private readonly routedHeader = (name: string): string | undefined => this.routedHead?.getHeader(name) ?? undefined;
   /** This connection's X-Forwarded-* lines (made at its first proxied request: TLS is set up by then). */
   private forwarded: ForwardedFields | null = null;
 
@@ -363,7 +366,9 @@ export class Http1Session implements ProtocolSession, ClientSide {
     this.requestId = clientRequestId ?? nextRequestId();
 
     const { path, query } = splitTarget(head.target);
-    const match = this.ctx.router.match(head.method, head.host, path, (name) => head.getHeader(name) ?? undefined);
+    this.routedHead = head;
+    const match = this.ctx.router.match(head.method, head.host, path, this.routedHeader);
+    this.routedHead = null;
     const body = head.hasBody ? new BodyReader(head.contentLength, head.chunked, this.ctx.config.max_body_bytes) : null;
     if (body?.declaredTooLarge) return this.fail(new BodyTooLargeError(), this.requestId);
     this.body = body;
