@@ -213,3 +213,11 @@ describe('limits', () => {
     for (let cut = 0; cut < input.length; cut++) expect(feedSplit(parse, input, cut)).toMatchObject({ kind: 'error', status: 431 });
   });
 });
+
+test('Host values are handed out right whether they were seen just before or long ago (the recent-hosts reuse)', () => {
+  const names = ['a.test', 'b.test', 'a.tesT', 'c.test:8080', '', '[::1]:80', 'd.test', 'e.test', 'a.test', 'A.TEST'];
+  for (let round = 0; round < 3; round++) {
+    for (const name of names) expect(head(`GET / HTTP/1.1\r\nHost: ${name}\r\n\r\n`).host).toBe(name);
+  }
+  expect(head('GET / HTTP/1.0\r\n\r\n').host).toBeNull();
+});

@@ -205,7 +205,7 @@ function checkTarget(buf: Buffer, head: RequestHead, hostIndex: number): string 
   const he = hostIndex >= 0 ? o[hostIndex * 4 + 3] : 0;
   if (hostIndex >= 0) {
     if (he > hs && authorityEnd(buf, hs, he, false) !== he) return 'invalid host header';
-    head.host = buf.toString('latin1', hs, he);
+    head.host = internHost(buf, hs, he);
   }
   const c = buf[ts];
   if (head.method === 'CONNECT') {
@@ -228,6 +228,30 @@ function checkTarget(buf: Buffer, head: RequestHead, hostIndex: number): string 
   if (ae < te && buf[ae] !== SLASH && buf[ae] !== QUESTION) return 'invalid authority in request-target';
   if (hostIndex >= 0 && !sameBytesIgnoreCase(buf, p, ae, hs, he)) return 'host header does not match request-target';
   return null;
+}
+
+/**
+ * The last Host values seen in this thread, handed out again for the same
+ * bytes (a worker serves a few names, request after request): no string is
+ * made, and the one handed out keeps its hash for the router's lookups.
+ */
+const recentHosts = ['', '', '', ''];
+let nextHostSlot = 0;
+
+function internHost(buf: Buffer, s: number, e: number): string {
+  for (let k = 0; k < recentHosts.length; k++) {
+    const host = recentHosts[k];
+    if (host.length === e - s && sameLatin1(buf, s, host)) return host;
+  }
+  const host = buf.toString('latin1', s, e);
+  recentHosts[nextHostSlot] = host;
+  nextHostSlot = (nextHostSlot + 1) % recentHosts.length;
+  return host;
+}
+
+function sameLatin1(buf: Buffer, s: number, text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (buf[s + i] !== text.charCodeAt(i)) return false;
+  return true;
 }
 
 function sameBytesIgnoreCase(buf: Buffer, a: number, ae: number, b: number, be: number): boolean {
