@@ -9,8 +9,9 @@
  *   (never trusted from the client), X-Forwarded-For (appended to), Expect
  *   (zproxy answers 100-continue itself);
  * - request fields whose names hold `_` (nginx's `underscores_in_headers off`).
- * One Buffer is allocated per head; no header string is decoded unless it
- * is needed (X-Forwarded-For, Host).
+ * At most one Buffer is allocated per head (none for a response made in
+ * place); no header string is decoded unless it is needed (X-Forwarded-For,
+ * Host).
  */
 import { STATUS_CODES } from 'node:http';
 import { equalsIgnoreCase, equalsLowerBytes, lowerBytes } from '../protocol/http1/chars';
@@ -135,6 +136,17 @@ interface AddedFields {
   close: boolean;
 }
 
+/** The added fields of the head being built: every build is synchronous, so one object per thread, filled per head. */
+const addedScratch: AddedFields = { lines: null, requestId: null, text: '', close: true };
+
+function addedFields(lines: Buffer | null, requestId: RequestId | null, text: string, close: boolean): AddedFields {
+  addedScratch.lines = lines;
+  addedScratch.requestId = requestId;
+  addedScratch.text = text;
+  addedScratch.close = close;
+  return addedScratch;
+}
+
 /** How many runs `assembledSize` left in `runs`, for the `fill` that follows it. */
 let runCount = 0;
 
@@ -164,7 +176,10 @@ function fill(out: Buffer, head: MessageHead, line: string | null, added: AddedF
     at = out.write(line, 0, 'latin1');
   }
   for (; k < runCount; k++) at = copyBytes(head.buf, runs[k * 2], runs[k * 2 + 1], out, at);
-  if (added.lines !== null) at = copyBytes(added.lines, 0, added.lines.length, out, at);
+  if (added.lines !== null) {
+    out.set(added.lines, at); // a whole buffer: no view of it is made
+    at += added.lines.length;
+  }
   if (added.requestId !== null) {
     at = copyBytes(REQUEST_ID_NAME, 0, REQUEST_ID_NAME.length, out, at);
     at = copyBytes(CRLF, 0, 2, out, writeRequestId(out, at, added.requestId));
@@ -217,12 +232,7 @@ export function forwardRequestHead(head: RequestHead, options: ForwardRequestOpt
   // An HTTP/1.1 request line whose target goes upstream unchanged is copied as the client sent it.
   const line = head.versionMinor === 1 && options.path === head.target ? null : `${head.method} ${options.path} HTTP/1.1\r\n`;
   const table = options.hostFromTarget ? REQUEST_DROP_WITH_HOST : REQUEST_DROP;
-  return assemble(head, table, line, {
-    lines: options.forwarded,
-    requestId: options.addRequestId ? options.requestId : null,
-    text,
-    close: !options.hostFromTarget,
-  });
+  return assemble(head, table, line, addedFields(options.forwarded, options.addRequestId ? options.requestId : null, text, !options.hostFromTarget));
 }
 
 /** Closes an open head (see `hostFromTarget`) with the target's Host. */
@@ -297,12 +307,8 @@ export function rewriteResponseHead(head: ResponseHead, options: ForwardResponse
 }
 
 function responseFields(options: ForwardResponseOptions): AddedFields {
-  return {
-    lines: RESPONSE_FIELDS[options.chunked ? 1 : 0][options.close ? 1 : options.keepAliveHeader ? 2 : 0],
-    requestId: options.addRequestId ? options.requestId : null,
-    text: '',
-    close: true,
-  };
+  const lines = RESPONSE_FIELDS[options.chunked ? 1 : 0][options.close ? 1 : options.keepAliveHeader ? 2 : 0];
+  return addedFields(lines, options.addRequestId ? options.requestId : null, '', true);
 }
 
 /** The status line to send, or null when the upstream's own (HTTP/1.1, with a reason) can be copied. */
@@ -317,17 +323,11 @@ function statusLine(head: ResponseHead): string | null {
  * every other field (Sec-WebSocket-*) as the upstream sent it.
  */
 export function forwardSwitchingHead(head: ResponseHead, options: { requestId: RequestId; addRequestId: boolean }): Buffer {
-  return assemble(head, RESPONSE_DROP, `HTTP/1.1 101 ${head.reason || STATUS_CODES[101]}\r\n`, {
-    lines: null,
-    requestId: options.addRequestId ? options.requestId : null,
-    text: `connection: upgrade\r\nupgrade: ${head.upgrade ?? head.getHeaderJoined('upgrade') ?? 'websocket'}\r\n`,
-    close: true,
-  });
+  const text = `connection: upgrade\r\nupgrade: ${head.upgrade ?? head.getHeaderJoined('upgrade') ?? 'websocket'}\r\n`;
+  return assemble(head, RESPONSE_DROP, `HTTP/1.1 101 ${head.reason || STATUS_CODES[101]}\r\n`, addedFields(null, options.addRequestId ? options.requestId : null, text, true));
 }
-
-const NO_FIELDS_ADDED: AddedFields = { lines: null, requestId: null, text: '', close: true };
 
 /** An interim (1xx) response relayed as is, minus hop-by-hop fields. */
 export function forwardInterimHead(head: ResponseHead): Buffer {
-  return assemble(head, RESPONSE_DROP, `HTTP/1.1 ${head.status} ${head.reason || STATUS_CODES[head.status] || ''}\r\n`, NO_FIELDS_ADDED);
+  return assemble(head, RESPONSE_DROP, `HTTP/1.1 ${head.status} ${head.reason || STATUS_CODES[head.status] || ''}\r\n`, addedFields(null, null, '', true));
 }

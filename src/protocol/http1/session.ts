@@ -97,7 +97,8 @@ export class Http1Session implements ProtocolSession, ClientSide {
    * head never waits for a body that comes later.
    */
   private heldHead: ResponseHead | null = null;
-  private heldHeadOptions: ForwardResponseOptions | null = null;
+  /** How the current response's head is forwarded (one response at a time per connection: filled per response). */
+  private readonly responseOptions: ForwardResponseOptions = { requestId: 0, addRequestId: false, chunked: false, close: false, keepAliveHeader: false };
   /** The head being routed, for routes that match on headers (one callback per connection, not per request). */
   private routedHead: RequestHead | null = null;
   private readonly routedHeader = (name: string): string | undefined => this.routedHead?.getHeader(name) ?? undefined;
@@ -167,7 +168,6 @@ export class Http1Session implements ProtocolSession, ClientSide {
     if (this.heldHead === null) return;
     if (!this.conn.socket.destroyed) return this.sendHeldHead();
     this.heldHead = null;
-    this.heldHeadOptions = null;
   }
 
   /**
@@ -180,9 +180,8 @@ export class Http1Session implements ProtocolSession, ClientSide {
    */
   private sendHeldHead(buf?: Buffer, start = 0, end = 0): void {
     const head = this.heldHead!;
-    const options = this.heldHeadOptions!;
+    const options = this.responseOptions;
     this.heldHead = null;
-    this.heldHeadOptions = null;
     const socket = this.conn.socket;
     // In place only with the body bytes of this read: without them, bytes behind the head may still be on their way out.
     const messageEnd = buf === head.buf && start === head.headEnd ? rewriteResponseHead(head, options, end) : -1;
@@ -206,16 +205,14 @@ export class Http1Session implements ProtocolSession, ClientSide {
     const dechunk = http10 && framing === 'chunked';
     this.closeAfterResponse = !this.keepAlive || framing === 'close' || !requestComplete || dechunk;
     this.dechunker = dechunk ? new ChunkedDecoder({ onData: (data, from, to) => this.writeDechunked(data.subarray(from, to)) }) : null;
-    const options: ForwardResponseOptions = {
-      requestId,
-      addRequestId: head.indexOfHeader('x-request-id') < 0,
-      chunked: framing === 'chunked' && !http10,
-      close: this.closeAfterResponse,
-      keepAliveHeader: http10 && !this.closeAfterResponse,
-    };
+    const options = this.responseOptions;
+    options.requestId = requestId;
+    options.addRequestId = head.indexOfHeader('x-request-id') < 0;
+    options.chunked = framing === 'chunked' && !http10;
+    options.close = this.closeAfterResponse;
+    options.keepAliveHeader = http10 && !this.closeAfterResponse;
     if (framing === 'none' || dechunk) return this.write(forwardResponseHead(head, options));
     this.heldHead = head;
-    this.heldHeadOptions = options;
   }
 
   sendBody(buf: Buffer, start: number, end: number, onFlushed: () => void): number {
