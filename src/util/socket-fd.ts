@@ -8,11 +8,31 @@ import { TLSSocket } from 'node:tls';
 import { platform } from '../native/platform';
 import type { RawAddon } from '../native/addon-types';
 
+interface LibuvHandle {
+  fd?: number;
+}
+
+/** What a socket's fd was read from, and the fd: `_handle.fd` is a call into C++ on every read. */
+interface FdCache {
+  handle: LibuvHandle;
+  fd: number;
+}
+
+const FD_CACHE = Symbol('zproxy.fd');
+
 /** The fd of a live plain TCP socket, or -1 (TLS: the bytes on the wire are not the payload; or no libuv handle). */
 export function spliceableFd(socket: net.Socket): number {
-  if (socket instanceof TLSSocket || socket.destroyed) return -1;
-  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  return typeof fd === 'number' && fd >= 0 ? fd : -1;
+  if (socket.destroyed) return -1;
+  const carrier = socket as unknown as { _handle?: LibuvHandle | null; [FD_CACHE]?: FdCache };
+  const handle = carrier._handle;
+  if (!handle) return -1;
+  const cached = carrier[FD_CACHE];
+  // Checked against the handle: a socket connected again gets a new one, with a new fd.
+  if (cached !== undefined && cached.handle === handle) return cached.fd;
+  const fd = socket instanceof TLSSocket ? -1 : handle.fd;
+  if (typeof fd !== 'number' || fd < 0) return -1;
+  carrier[FD_CACHE] = { handle, fd };
+  return fd;
 }
 
 const EMPTY = Buffer.alloc(0);
