@@ -11,6 +11,9 @@ import { protocolHandler, type ProtocolSession } from '../protocol/registry';
 import type { WorkerContext } from '../server/worker-context';
 import type { IncomingConnection } from './acceptor';
 
+/** A deadline the next sweep sets (see Connection.setIdle). */
+const IDLE_FROM_NEXT_SWEEP = -1;
+
 /**
  * `detecting`: nothing parsed yet; `idle`: between requests; `head`: a request
  * head is partly received; `active`: a request is being served; `closing`:
@@ -20,7 +23,11 @@ export type ConnectionState = 'detecting' | 'idle' | 'head' | 'active' | 'closin
 
 export class Connection {
   state: ConnectionState = 'detecting';
-  /** When the current idle or head period ends (ms since epoch); 0 = none. */
+  /**
+   * When the current idle, head or closing period ends (ms since epoch);
+   * 0 = none; IDLE_FROM_NEXT_SWEEP = idle since a moment the next sweep
+   * stands for.
+   */
   deadline: number;
   protocol = 'unknown';
   /** `https` once TLS is terminated on this connection (X-Forwarded-Proto). */
@@ -40,10 +47,14 @@ export class Connection {
     return this.socket.remoteAddress ?? '';
   }
 
-  /** Between requests: the idle timeout runs. */
+  /**
+   * Between requests: the idle timeout runs, from the next sweep (no clock
+   * read per request): it fires between connection_timeout_ms and that plus
+   * two sweep intervals after the response, never early.
+   */
   setIdle(): void {
     this.state = 'idle';
-    this.deadline = Date.now() + this.set.ctx.config.connection_timeout_ms;
+    this.deadline = IDLE_FROM_NEXT_SWEEP;
   }
 
   /** The first bytes of a request head arrived: the head timeout runs. */
@@ -190,7 +201,8 @@ export class ConnectionSet {
     readonly ctx: WorkerContext,
     private readonly release: () => void,
   ) {
-    const interval = Math.min(1000, Math.max(10, Math.floor(ctx.config.connection_timeout_ms / 4)));
+    // An eighth of the timeout: an idle period starts at a sweep, so a timeout fires at most a quarter late.
+    const interval = Math.min(1000, Math.max(10, Math.floor(ctx.config.connection_timeout_ms / 8)));
     this.sweepTimer = setInterval(() => this.sweep(), interval);
     this.sweepTimer.unref();
   }
@@ -278,7 +290,8 @@ export class ConnectionSet {
   private sweep(): void {
     const now = Date.now();
     for (const conn of this.connections) {
-      if (conn.deadline !== 0 && conn.deadline <= now && conn.state !== 'active') conn.timedOut();
+      if (conn.deadline === IDLE_FROM_NEXT_SWEEP) conn.deadline = now + this.ctx.config.connection_timeout_ms;
+      else if (conn.deadline !== 0 && conn.deadline <= now && conn.state !== 'active') conn.timedOut();
     }
   }
 }
