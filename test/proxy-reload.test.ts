@@ -76,3 +76,21 @@ test('a reload that removes active health checks brings a target they had taken 
   sick = false;
   client.destroy();
 });
+
+test('a reload that shortens connection_timeout_ms applies to idle connections too (the sweep follows the new timeout)', async () => {
+  const base = { host: '127.0.0.1', port: 0, admin: null, thread_count: 1, log_level: 'warn', routes: [{ path: '/', respond: { status: 200, headers: {}, body: 'ok' } }] };
+  proxy = await startProxy({ ...base, connection_timeout_ms: 60_000 }, false);
+  const port = proxy.address().port;
+  await proxy.reload({ ...base, connection_timeout_ms: 300 });
+  // One sweep at the old pace (every second) has run by now and taken up the new one (every 37 ms).
+  await sleep(1200);
+  const client = await RawClient.open(port);
+  client.write(requestHead('GET', '/', []));
+  expect((await client.response()).status).toBe(200);
+  const idleFrom = Date.now();
+  await client.waitClosed(4000);
+  const idle = Date.now() - idleFrom;
+  expect(idle).toBeGreaterThanOrEqual(300 - 20);
+  // At the old pace the close would come a second or more after the response.
+  expect(idle).toBeLessThan(900);
+});

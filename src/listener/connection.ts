@@ -193,7 +193,8 @@ const NOTHING_READ = Buffer.alloc(0);
 /** The connections of one worker, with one sweep timer for all their deadlines. */
 export class ConnectionSet {
   private readonly connections = new Set<Connection>();
-  private readonly sweepTimer: NodeJS.Timeout;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweepEveryMs = 0;
   private draining = false;
   private onEmpty: (() => void) | undefined;
 
@@ -201,9 +202,17 @@ export class ConnectionSet {
     readonly ctx: WorkerContext,
     private readonly release: () => void,
   ) {
-    // An eighth of the timeout: an idle period starts at a sweep, so a timeout fires at most a quarter late.
-    const interval = Math.min(1000, Math.max(10, Math.floor(ctx.config.connection_timeout_ms / 8)));
-    this.sweepTimer = setInterval(() => this.sweep(), interval);
+    this.scheduleSweep();
+  }
+
+  /** (Re)starts the sweep at the interval the current config asks for (a reload may change the timeout). */
+  private scheduleSweep(): void {
+    // An eighth of the timeout: an idle period starts at a sweep, so a timeout fires at most a quarter late (20 ms under 80 ms).
+    const every = Math.min(1000, Math.max(10, Math.floor(this.ctx.config.connection_timeout_ms / 8)));
+    if (every === this.sweepEveryMs) return;
+    clearInterval(this.sweepTimer);
+    this.sweepEveryMs = every;
+    this.sweepTimer = setInterval(() => this.sweep(), every);
     this.sweepTimer.unref();
   }
 
@@ -293,5 +302,6 @@ export class ConnectionSet {
       if (conn.deadline === IDLE_FROM_NEXT_SWEEP) conn.deadline = now + this.ctx.config.connection_timeout_ms;
       else if (conn.deadline !== 0 && conn.deadline <= now && conn.state !== 'active') conn.timedOut();
     }
+    this.scheduleSweep();
   }
 }

@@ -23,10 +23,21 @@ export function startAtEndOfTurn(exchange: ProxyExchange): void {
 
 /** Exchanges queued while the batch starts (a pipelined request answered at once) start in the same batch. */
 function startQueued(): void {
-  for (let i = 0; i < queued; i++) {
-    const exchange = queue[i]!;
-    queue[i] = null;
-    exchange.start();
+  let next = 0;
+  try {
+    while (next < queued) {
+      const exchange = queue[next]!;
+      queue[next++] = null;
+      exchange.start();
+    }
+  } finally {
+    // start() answers its own failures; if one still throws (a bug), the rest start next turn, and so do later batches.
+    const left = queued - next;
+    for (let k = 0; k < left; k++) {
+      queue[k] = queue[next + k];
+      queue[next + k] = null;
+    }
+    queued = left;
+    if (left > 0) setImmediate(startQueued);
   }
-  queued = 0;
 }
