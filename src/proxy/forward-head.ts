@@ -147,6 +147,27 @@ function addedFields(lines: Buffer | null, requestId: RequestId | null, text: st
   return addedScratch;
 }
 
+/** Bytes of the added fields but the closing blank line. */
+function addedLength(added: AddedFields): number {
+  const lines = added.lines === null ? 0 : added.lines.length;
+  const requestId = added.requestId === null ? 0 : REQUEST_ID_NAME.length + requestIdLength(added.requestId) + 2;
+  return lines + requestId + added.text.length;
+}
+
+/** Writes the added fields but the closing blank line at `at`; returns the offset after them. */
+function writeAdded(out: Buffer, at: number, added: AddedFields): number {
+  if (added.lines !== null) {
+    out.set(added.lines, at); // a whole buffer: no view of it is made
+    at += added.lines.length;
+  }
+  if (added.requestId !== null) {
+    at = copyBytes(REQUEST_ID_NAME, 0, REQUEST_ID_NAME.length, out, at);
+    at = copyBytes(CRLF, 0, 2, out, writeRequestId(out, at, added.requestId));
+  }
+  if (added.text.length > 0) at += out.write(added.text, at, 'latin1');
+  return at;
+}
+
 /** How many runs `assembledSize` left in `runs`, for the `fill` that follows it. */
 let runCount = 0;
 
@@ -159,9 +180,7 @@ function assembledSize(head: MessageHead, table: DropTable, line: string | null,
   runCount = keptRuns(head, table);
   let size = line === null ? head.fieldsStart - head.start : line.length;
   for (let k = 0; k < runCount; k++) size += runs[k * 2 + 1] - runs[k * 2];
-  if (added.lines !== null) size += added.lines.length;
-  if (added.requestId !== null) size += REQUEST_ID_NAME.length + requestIdLength(added.requestId) + 2;
-  return size + added.text.length + (added.close ? 2 : 0) + tailLength;
+  return size + addedLength(added) + (added.close ? 2 : 0) + tailLength;
 }
 
 /** Writes the head sized by the `assembledSize` call just before, then `tail[tailStart, tailEnd)`; returns its end. */
@@ -176,15 +195,7 @@ function fill(out: Buffer, head: MessageHead, line: string | null, added: AddedF
     at = out.write(line, 0, 'latin1');
   }
   for (; k < runCount; k++) at = copyBytes(head.buf, runs[k * 2], runs[k * 2 + 1], out, at);
-  if (added.lines !== null) {
-    out.set(added.lines, at); // a whole buffer: no view of it is made
-    at += added.lines.length;
-  }
-  if (added.requestId !== null) {
-    at = copyBytes(REQUEST_ID_NAME, 0, REQUEST_ID_NAME.length, out, at);
-    at = copyBytes(CRLF, 0, 2, out, writeRequestId(out, at, added.requestId));
-  }
-  if (added.text.length > 0) at += out.write(added.text, at, 'latin1');
+  at = writeAdded(out, at, added);
   if (added.close) at = copyBytes(CRLF, 0, 2, out, at);
   return tail === undefined ? at : copyBytes(tail, tailStart, tailEnd, out, at);
 }
@@ -261,17 +272,6 @@ export function forwardResponseHead(head: ResponseHead, options: ForwardResponse
 }
 
 /**
- * forwardResponseHead written into `out` from its start, for a message sent
- * at once from a reused buffer: its length, or -1 when it does not fit.
- */
-export function writeResponseHead(out: Buffer, head: ResponseHead, options: ForwardResponseOptions, body?: Buffer, bodyStart = 0, bodyEnd = 0): number {
-  const line = statusLine(head);
-  const added = responseFields(options);
-  if (assembledSize(head, RESPONSE_DROP, line, added, bodyEnd - bodyStart) > out.length) return -1;
-  return fill(out, head, line, added, body, bodyStart, bodyEnd);
-}
-
-/**
  * forwardResponseHead made in place, in the buffer the upstream head was read
  * into, when the body bytes that go with it (if any) follow the head there
  * (`bodyEnd`: their end; `head.headEnd` for none): the kept lines close up
@@ -288,9 +288,8 @@ export function rewriteResponseHead(head: ResponseHead, options: ForwardResponse
   const count = keptRuns(head, RESPONSE_DROP);
   let kept = 0;
   for (let k = 0; k < count; k++) kept += runs[k * 2 + 1] - runs[k * 2];
-  const addedLength = added.lines!.length + (added.requestId === null ? 0 : REQUEST_ID_NAME.length + requestIdLength(added.requestId) + 2);
   const tailFrom = head.headEnd - 2; // the blank line, then the body
-  const tailAt = head.fieldsStart + kept + addedLength;
+  const tailAt = head.fieldsStart + kept + addedLength(added);
   if (tailAt + (bodyEnd - tailFrom) > buf.length) return -1;
   let at = head.fieldsStart;
   for (let k = 0; k < count; k++) {
@@ -298,11 +297,7 @@ export function rewriteResponseHead(head: ResponseHead, options: ForwardResponse
     at += runs[k * 2 + 1] - runs[k * 2];
   }
   if (tailAt !== tailFrom) buf.copyWithin(tailAt, tailFrom, bodyEnd);
-  at = copyBytes(added.lines!, 0, added.lines!.length, buf, at);
-  if (added.requestId !== null) {
-    at = copyBytes(REQUEST_ID_NAME, 0, REQUEST_ID_NAME.length, buf, at);
-    copyBytes(CRLF, 0, 2, buf, writeRequestId(buf, at, added.requestId));
-  }
+  writeAdded(buf, at, added);
   return tailAt + (bodyEnd - tailFrom);
 }
 

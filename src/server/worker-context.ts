@@ -27,8 +27,6 @@ export interface WorkerContext {
   readonly log: Logger;
   /** Reused for every onread: bytes in it are valid only during the callback. */
   readonly readBuffer: Buffer;
-  /** Reused to build a message that is sent at once (writeThroughReused): valid until the next build. */
-  readonly writeScratch: Buffer;
   /** The IMF-fixdate of the current second, for `Date` headers. */
   httpDate: string;
   draining: boolean;

@@ -38,8 +38,6 @@ export interface WorkerData {
 
 /** Large enough for any request head within the default `max_header_bytes` in one read. */
 const READ_BUFFER_BYTES = 64 * 1024;
-/** A usual response head with a body small enough to be copied behind it (COPY_BODY_MAX_BYTES); larger ones are allocated. */
-const WRITE_SCRATCH_BYTES = 32 * 1024;
 
 function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
   const platform = selectPlatform(data.noNative);
@@ -57,7 +55,6 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
     tls: new TlsAcceptor(log, Buffer.from(data.ticketKeys)),
     log,
     readBuffer: allocBuffer(READ_BUFFER_BYTES),
-    writeScratch: allocBuffer(WRITE_SCRATCH_BYTES),
     httpDate: new Date().toUTCString(),
     draining: false,
   };

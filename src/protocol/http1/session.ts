@@ -43,7 +43,6 @@ import {
   forwardResponseHead,
   forwardSwitchingHead,
   rewriteResponseHead,
-  writeResponseHead,
   type ForwardResponseOptions,
 } from '../../proxy/forward-head';
 import { isWebSocketUpgrade, openTunnel, type ClientTunnel, type TunnelUpgrade } from '../../tunnel/upgrade';
@@ -99,9 +98,6 @@ export class Http1Session implements ProtocolSession, ClientSide {
   private heldHead: ResponseHead | null = null;
   /** How the current response's head is forwarded (one response at a time per connection: filled per response). */
   private readonly responseOptions: ForwardResponseOptions = { requestId: 0, addRequestId: false, chunked: false, close: false, keepAliveHeader: false };
-  /** The head being routed, for routes that match on headers (one callback per connection, not per request). */
-  private routedHead: RequestHead | null = null;
-  private readonly routedHeader = (name: string): string | undefined => this.routedHead?.getHeader(name) ?? undefined;
   /** This connection's X-Forwarded-* lines (made at its first proxied request: TLS is set up by then). */
   private forwarded: ForwardedFields | null = null;
 
@@ -174,9 +170,9 @@ export class Http1Session implements ProtocolSession, ClientSide {
    * Sends the held head, followed by buf[start..end) when given, in one
    * write. It is made in place in the upstream's read buffer when the body
    * bytes follow it there (the usual small response, read whole: what lies
-   * behind them is past the response and never used), else in the worker's
-   * scratch buffer; only what the socket does not take at once is copied
-   * out.
+   * behind them is past the response and never used), and only what the
+   * socket does not take at once is copied out; else it is built in a buffer
+   * of its own.
    */
   private sendHeldHead(buf?: Buffer, start = 0, end = 0): void {
     const head = this.heldHead!;
@@ -185,13 +181,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
     const socket = this.conn.socket;
     // In place only with the body bytes of this read: without them, bytes behind the head may still be on their way out.
     const messageEnd = buf === head.buf && start === head.headEnd ? rewriteResponseHead(head, options, end) : -1;
-    if (messageEnd >= 0) {
-      writeThroughReused(socket, head.buf, head.start, messageEnd);
-      return;
-    }
-    const scratch = this.ctx.writeScratch;
-    const length = writeResponseHead(scratch, head, options, buf, start, end);
-    if (length >= 0) writeThroughReused(socket, scratch, 0, length);
+    if (messageEnd >= 0) writeThroughReused(socket, head.buf, head.start, messageEnd);
     else writeThrough(socket, forwardResponseHead(head, options, buf, start, end));
   }
 
@@ -363,9 +353,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
     this.requestId = clientRequestId ?? nextRequestId();
 
     const { path, query } = splitTarget(head.target);
-    this.routedHead = head;
-    const match = this.ctx.router.match(head.method, head.host, path, this.routedHeader);
-    this.routedHead = null;
+    const match = this.ctx.router.match(head.method, head.host, path, (name) => head.getHeader(name) ?? undefined);
     const body = head.hasBody ? new BodyReader(head.contentLength, head.chunked, this.ctx.config.max_body_bytes) : null;
     if (body?.declaredTooLarge) return this.fail(new BodyTooLargeError(), this.requestId);
     this.body = body;
