@@ -4,9 +4,9 @@
  * Matching rules: SPEC §4 and the README's "Routing" section.
  */
 import type { RouteConfig } from '../config/types';
-import { HostTable, type BucketSearch } from './host-match';
+import { HostTable } from './host-match';
 import { normalisePath, pathSegments } from './request-path';
-import { parsePattern, SegmentNode, type EntryFilter, type PathPattern } from './segment-tree';
+import { parsePattern, SegmentNode, type PathPattern } from './segment-tree';
 
 export type RouteHit = {
   kind: 'route';
@@ -61,8 +61,7 @@ export function compileRoutes(routes: readonly RouteConfig[]): Router {
       headers: Object.entries(route.headers ?? {}).map(([name, value]) => [name.toLowerCase(), value]),
     });
   });
-  const search = new RouteSearch();
-  return { match: (method, host, path, getHeader) => search.match(hosts, method, host, path, getHeader) };
+  return { match: (method, host, path, getHeader) => matchRoute(hosts, method, host, path, getHeader) };
 }
 
 function allowedMethods(methods: readonly string[]): ReadonlySet<string> {
@@ -71,50 +70,26 @@ function allowedMethods(methods: readonly string[]): ReadonlySet<string> {
   return allowed;
 }
 
-/**
- * One request's walk through the host buckets and their trees. One per
- * router, reused (matching is synchronous): a lookup allocates no closures.
- */
-class RouteSearch implements BucketSearch<SegmentNode<RouteEntry>, RouteEntry>, EntryFilter<RouteEntry> {
-  private method = '';
-  private getHeader: ((lowerName: string) => string | undefined) | undefined = undefined;
-  private segments: readonly string[] = [];
-  /** Methods of entries that matched the path but not the method (405's Allow). */
-  private allow: string[] | null = null;
-
-  match(
-    hosts: HostTable<SegmentNode<RouteEntry>>,
-    method: string,
-    host: string | null,
-    path: string,
-    getHeader?: (lowerName: string) => string | undefined,
-  ): RouteMatch {
-    const normalised = normalisePath(path);
-    if (normalised === null) return BAD_PATH;
-    const segments = pathSegments(normalised);
-    this.method = method;
-    this.getHeader = getHeader;
-    this.segments = segments;
-    this.allow = null;
-    const entry = hosts.find(host, this);
-    const allow = this.allow as string[] | null;
-    this.getHeader = undefined;
-    this.segments = [];
-    this.allow = null;
-    if (entry !== null) return toHit(entry, normalised, segments);
-    return allow !== null ? { kind: 'method_not_allowed', allow: [...new Set<string>(allow)].sort() } : NOT_FOUND;
-  }
-
-  search(tree: SegmentNode<RouteEntry>): RouteEntry | null {
-    return tree.find(this.segments, 0, this);
-  }
-
-  accept(entry: RouteEntry): boolean {
-    for (let i = 0; i < entry.headers.length; i++) if (this.getHeader?.(entry.headers[i][0]) !== entry.headers[i][1]) return false;
-    if (entry.methods === null || entry.methods.has(this.method)) return true;
-    (this.allow ??= []).push(...entry.methods);
+function matchRoute(
+  hosts: HostTable<SegmentNode<RouteEntry>>,
+  method: string,
+  host: string | null,
+  path: string,
+  getHeader?: (lowerName: string) => string | undefined,
+): RouteMatch {
+  const normalised = normalisePath(path);
+  if (normalised === null) return BAD_PATH;
+  const segments = pathSegments(normalised);
+  let allow: string[] | null = null;
+  const accept = (entry: RouteEntry): boolean => {
+    for (const [name, value] of entry.headers) if (getHeader?.(name) !== value) return false;
+    if (entry.methods === null || entry.methods.has(method)) return true;
+    (allow ??= []).push(...entry.methods);
     return false;
-  }
+  };
+  const entry = hosts.find(host, (tree) => tree.find(segments, 0, accept));
+  if (entry !== null) return toHit(entry, normalised, segments);
+  return allow !== null ? { kind: 'method_not_allowed', allow: [...new Set<string>(allow)].sort() } : NOT_FOUND;
 }
 
 /** The params of a pattern without `:name` segments: shared, so a plain hit allocates no dictionary. */

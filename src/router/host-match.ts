@@ -17,11 +17,6 @@ export function normaliseHost(host: string): string {
   return name.toLowerCase();
 }
 
-/** Searches one host bucket; an object, so a lookup allocates no closure. */
-export interface BucketSearch<T, R> {
-  search(bucket: T): R | null;
-}
-
 export class HostTable<T> {
   private readonly exact = new Map<string, T>();
   private readonly suffixes = new Map<string, T>();
@@ -41,22 +36,22 @@ export class HostTable<T> {
   }
 
   /**
-   * Asks `searcher` about each bucket that applies to `host`, most specific first
+   * Asks `search` each bucket that applies to `host`, most specific first
    * (exact, then the longest matching wildcard suffix, then any host), and
    * returns the first non-null answer.
    */
-  find<R>(host: string | null, searcher: BucketSearch<T, R>): R | null {
+  find<R>(host: string | null, search: (bucket: T) => R | null): R | null {
     if (host !== null && (this.exact.size > 0 || this.suffixes.size > 0)) {
       const name = normaliseHost(host);
       const exact = this.exact.get(name);
-      const found = exact === undefined ? null : searcher.search(exact);
+      const found = exact === undefined ? null : search(exact);
       if (found !== null) return found;
       for (let dot = name.indexOf('.', 1); dot !== -1 && this.suffixes.size > 0; dot = name.indexOf('.', dot + 1)) {
         const bucket = this.suffixes.get(name.slice(dot));
-        const inSuffix = bucket === undefined ? null : searcher.search(bucket);
+        const inSuffix = bucket === undefined ? null : search(bucket);
         if (inSuffix !== null) return inSuffix;
       }
     }
-    return this.anyHost === null ? null : searcher.search(this.anyHost);
+    return this.anyHost === null ? null : search(this.anyHost);
   }
 }

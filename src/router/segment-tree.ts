@@ -24,11 +24,6 @@ export function parsePattern(path: string): PathPattern {
   return { segments, params, wildcard };
 }
 
-/** Decides whether a matching entry applies (methods, header conditions); an object, so a search allocates no closure. */
-export interface EntryFilter<E> {
-  accept(entry: E): boolean;
-}
-
 export class SegmentNode<E> {
   private readonly literals = new Map<string, SegmentNode<E>>();
   private param: SegmentNode<E> | null = null;
@@ -50,19 +45,19 @@ export class SegmentNode<E> {
 
   /**
    * The most specific entry that matches `segments` from `at` on and that
-   * `filter` accepts: deeper first, a literal child before the param child,
+   * `accept` takes: deeper first, a literal child before the param child,
    * then this node's own entries in file order. Every entry matches the path
    * at its node and everything below it.
    */
-  find(segments: readonly string[], at: number, filter: EntryFilter<E>): E | null {
+  find(segments: readonly string[], at: number, accept: (entry: E) => boolean): E | null {
     if (at < segments.length) {
       const segment = segments[at];
-      const found = this.literals.get(segment)?.find(segments, at + 1, filter) ?? null;
+      const found = this.literals.get(segment)?.find(segments, at + 1, accept) ?? null;
       if (found !== null) return found;
-      const inParam = segment !== '' && this.param !== null ? this.param.find(segments, at + 1, filter) : null;
+      const inParam = segment !== '' && this.param !== null ? this.param.find(segments, at + 1, accept) : null;
       if (inParam !== null) return inParam;
     }
-    for (let i = 0; i < this.entries.length; i++) if (filter.accept(this.entries[i])) return this.entries[i];
+    for (const entry of this.entries) if (accept(entry)) return entry;
     return null;
   }
 }
