@@ -1,14 +1,16 @@
 /**
  * Builds the heads zproxy forwards, from the parsed ones, by copying the
  * original header lines byte for byte (names keep their case and order)
- * and leaving out what must not cross a proxy (SPEC §5):
- * - hop-by-hop fields: Connection, every field it names, Keep-Alive,
- *   Proxy-Connection, TE, Transfer-Encoding, Upgrade (a WebSocket upgrade
- *   names itself again: `upgrade` option, forwardSwitchingHead);
- * - fields the proxy sets itself: X-Forwarded-Proto and X-Forwarded-Host
- *   (never trusted from the client), X-Forwarded-For (appended to), Expect
- *   (zproxy answers 100-continue itself);
+ * and leaving out what must not cross a proxy (forwarding-rules.ts):
+ * - hop-by-hop fields, and the fields `Connection` names (never the
+ *   framing, Host, or the proxy's own fields); a WebSocket upgrade names
+ *   itself again (`upgrade` option, forwardSwitchingHead);
+ * - fields the proxy sets itself: X-Forwarded-* and Expect;
  * - request fields whose names hold `_` (nginx's `underscores_in_headers off`).
+ * The framing is the proxy's own: `Transfer-Encoding: chunked` is written
+ * by the proxy (which frames the chunks), and a `Content-Length` line is
+ * copied only as zproxy would write it (digits, no leading zero; otherwise
+ * it is written anew from the parsed value).
  * At most one Buffer is allocated per head (none for a response made in
  * place); no header string is decoded unless it is needed (X-Forwarded-For,
  * Host).
@@ -19,9 +21,7 @@ import type { MessageHead } from '../protocol/http1/field-lines';
 import type { RequestHead } from '../protocol/http1/request-head';
 import type { ResponseHead } from '../protocol/http1/response-head';
 import { requestIdLength, writeRequestId, type RequestId } from '../util/request-id';
-
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'transfer-encoding', 'upgrade'];
-const SET_BY_PROXY = ['x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-for', 'expect'];
+import { FORWARDED_UPGRADE, HOP_BY_HOP, SET_BY_PROXY, contentLengthLine, namedAwayByConnection } from './forwarding-rules';
 
 /** Names to drop, bucketed by length so most headers are rejected by one lookup. */
 interface DropTable {
@@ -63,13 +63,22 @@ function namedIn(head: MessageHead, i: number, tokens: readonly string[]): boole
   return false;
 }
 
-/** The Connection tokens that name fields the table does not drop anyway (none, for `keep-alive`). */
-function extraTokens(head: MessageHead, table: DropTable): readonly string[] {
-  const tokens = head.connectionTokens;
-  for (let k = 0; k < tokens.length; k++) if (!table.names.has(tokens[k])) return tokens;
-  return NO_TOKENS;
+/**
+ * The index of a Content-Length line not copied as it came: one with a
+ * leading zero (written anew from the parsed value), or any in a message
+ * that must not carry one (`keep` false: 1xx and 204 responses); -1 for none.
+ */
+function lengthNotCopied(head: MessageHead, keep: boolean): number {
+  const i = head.contentLengthIndex;
+  if (i < 0 || !keep) return i;
+  const start = head.headers[i * 4 + 2];
+  return head.headers[i * 4 + 3] - start > 1 && head.buf[start] === 0x30 ? i : -1;
 }
-const NO_TOKENS: readonly string[] = Object.freeze([]);
+
+/** The Content-Length line written anew for a line `lengthNotCopied` left out ('' for none). */
+function rewrittenLength(head: MessageHead, notCopied: number, keep: boolean): string {
+  return notCopied >= 0 && keep ? contentLengthLine(head.contentLength!) : '';
+}
 
 const UNDERSCORE = 0x5f;
 
@@ -80,9 +89,9 @@ function hasUnderscore(head: MessageHead, i: number): boolean {
   return false;
 }
 
-/** Is header i one the proxy handles itself (not copied verbatim)? */
-function dropped(head: MessageHead, i: number, table: DropTable, tokens: readonly string[]): boolean {
-  return inTable(head, i, table) || (tokens.length > 0 && namedIn(head, i, tokens)) || (table.underscores && hasUnderscore(head, i));
+/** Is header i one the proxy handles itself (not copied verbatim)? `rewritten`: a line written anew. */
+function dropped(head: MessageHead, i: number, table: DropTable, tokens: readonly string[], rewritten: number): boolean {
+  return inTable(head, i, table) || i === rewritten || (tokens.length > 0 && namedIn(head, i, tokens)) || (table.underscores && hasUnderscore(head, i));
 }
 
 /**
@@ -91,12 +100,12 @@ function dropped(head: MessageHead, i: number, table: DropTable, tokens: readonl
  * call in this thread (the codec is synchronous); returns the pair count.
  */
 const runs: number[] = [];
-function keptRuns(head: MessageHead, table: DropTable): number {
-  const tokens = extraTokens(head, table);
+function keptRuns(head: MessageHead, table: DropTable, rewritten: number): number {
+  const tokens = namedAwayByConnection(head.connectionTokens, table.names);
   let count = 0;
   let runStart = -1;
   for (let i = 0; i < head.headerCount; i++) {
-    if (!dropped(head, i, table, tokens)) {
+    if (!dropped(head, i, table, tokens, rewritten)) {
       if (runStart < 0) runStart = head.headers[i * 4];
     } else if (runStart >= 0) {
       runs[count * 2] = runStart;
@@ -168,23 +177,17 @@ function writeAdded(out: Buffer, at: number, added: AddedFields): number {
   return at;
 }
 
-/** How many runs `assembledSize` left in `runs`, for the `fill` that follows it. */
-let runCount = 0;
-
 /**
- * The size of the head `fill` writes: `line` (the start line; null: the
- * original one, copied as is), the kept header lines, the added fields, and
- * `tailLength` bytes after them (a small body sent with its head).
+ * The head in one allocation of the exact size: `line` (the start line;
+ * null: the original one, copied as is), the kept header lines (all but
+ * `rewritten` and the table's), the added fields, then `tail[tailStart, tailEnd)`
+ * (a small body sent with its head).
  */
-function assembledSize(head: MessageHead, table: DropTable, line: string | null, added: AddedFields, tailLength: number): number {
-  runCount = keptRuns(head, table);
+function assemble(head: MessageHead, table: DropTable, rewritten: number, line: string | null, added: AddedFields, tail?: Buffer, tailStart = 0, tailEnd = 0): Buffer {
+  const runCount = keptRuns(head, table, rewritten);
   let size = line === null ? head.fieldsStart - head.start : line.length;
   for (let k = 0; k < runCount; k++) size += runs[k * 2 + 1] - runs[k * 2];
-  return size + addedLength(added) + (added.close ? 2 : 0) + tailLength;
-}
-
-/** Writes the head sized by the `assembledSize` call just before, then `tail[tailStart, tailEnd)`; returns its end. */
-function fill(out: Buffer, head: MessageHead, line: string | null, added: AddedFields, tail?: Buffer, tailStart = 0, tailEnd = 0): number {
+  const out = Buffer.allocUnsafe(size + addedLength(added) + (added.close ? 2 : 0) + (tailEnd - tailStart));
   let at: number;
   let k = 0;
   if (line === null) {
@@ -197,13 +200,7 @@ function fill(out: Buffer, head: MessageHead, line: string | null, added: AddedF
   for (; k < runCount; k++) at = copyBytes(head.buf, runs[k * 2], runs[k * 2 + 1], out, at);
   at = writeAdded(out, at, added);
   if (added.close) at = copyBytes(CRLF, 0, 2, out, at);
-  return tail === undefined ? at : copyBytes(tail, tailStart, tailEnd, out, at);
-}
-
-/** The head (and tail) in one allocation of the exact size. */
-function assemble(head: MessageHead, table: DropTable, line: string | null, added: AddedFields, tail?: Buffer, tailStart = 0, tailEnd = 0): Buffer {
-  const out = Buffer.allocUnsafe(assembledSize(head, table, line, added, tailEnd - tailStart));
-  fill(out, head, line, added, tail, tailStart, tailEnd);
+  if (tail !== undefined) copyBytes(tail, tailStart, tailEnd, out, at);
   return out;
 }
 
@@ -232,19 +229,25 @@ export interface ForwardRequestOptions {
   requestId: RequestId;
   /** Whether X-Request-Id must be added (the client sent none). */
   addRequestId: boolean;
-  /** A WebSocket upgrade: the client's Upgrade value, named again with `Connection: upgrade`. */
-  upgrade?: string;
+  /** A WebSocket upgrade: `Connection: upgrade` and `Upgrade: websocket` (only that, whatever else the client offered). */
+  upgrade: boolean;
 }
 
-/** The upstream request head; framing (Content-Length or chunked) is kept as the client sent it. */
+/**
+ * The upstream request head, framed by zproxy's parse: Content-Length (as
+ * parsed) or chunked (the session re-frames the chunks).
+ */
 export function forwardRequestHead(head: RequestHead, options: ForwardRequestOptions): Buffer {
-  let text = head.chunked ? TE_CHUNKED : '';
-  if (options.upgrade) text += `connection: upgrade\r\nupgrade: ${options.upgrade}\r\n`;
+  const notCopied = lengthNotCopied(head, true);
+  let text = head.chunked ? TE_CHUNKED : rewrittenLength(head, notCopied, true);
+  if (options.upgrade) text += UPGRADE_FIELDS;
   // An HTTP/1.1 request line whose target goes upstream unchanged is copied as the client sent it.
   const line = head.versionMinor === 1 && options.path === head.target ? null : `${head.method} ${options.path} HTTP/1.1\r\n`;
   const table = options.hostFromTarget ? REQUEST_DROP_WITH_HOST : REQUEST_DROP;
-  return assemble(head, table, line, addedFields(options.forwarded, options.addRequestId ? options.requestId : null, text, !options.hostFromTarget));
+  return assemble(head, table, notCopied, line, addedFields(options.forwarded, options.addRequestId ? options.requestId : null, text, !options.hostFromTarget));
 }
+
+const UPGRADE_FIELDS = `connection: upgrade\r\nupgrade: ${FORWARDED_UPGRADE}\r\n`;
 
 /** Closes an open head (see `hostFromTarget`) with the target's Host. */
 export function closeHeadWithHost(openHead: Buffer, authority: string): Buffer {
@@ -268,7 +271,14 @@ export interface ForwardResponseOptions {
  * upstream sent them; followed by `body[bodyStart..bodyEnd)` when given.
  */
 export function forwardResponseHead(head: ResponseHead, options: ForwardResponseOptions, body?: Buffer, bodyStart = 0, bodyEnd = 0): Buffer {
-  return assemble(head, RESPONSE_DROP, statusLine(head), responseFields(options), body, bodyStart, bodyEnd);
+  const keep = mayCarryLength(head);
+  const notCopied = lengthNotCopied(head, keep);
+  return assemble(head, RESPONSE_DROP, notCopied, statusLine(head), responseFields(options, rewrittenLength(head, notCopied, keep)), body, bodyStart, bodyEnd);
+}
+
+/** 1xx and 204 responses carry no Content-Length (RFC 9110 §8.6); 304 and HEAD answers keep theirs. */
+function mayCarryLength(head: ResponseHead): boolean {
+  return head.status >= 200 && head.status !== 204;
 }
 
 /**
@@ -284,8 +294,10 @@ export function forwardResponseHead(head: ResponseHead, options: ForwardResponse
 export function rewriteResponseHead(head: ResponseHead, options: ForwardResponseOptions, bodyEnd: number): number {
   if (statusLine(head) !== null) return -1;
   const buf = head.buf;
-  const added = responseFields(options);
-  const count = keptRuns(head, RESPONSE_DROP);
+  const keep = mayCarryLength(head);
+  const notCopied = lengthNotCopied(head, keep);
+  const added = responseFields(options, rewrittenLength(head, notCopied, keep));
+  const count = keptRuns(head, RESPONSE_DROP, notCopied);
   let kept = 0;
   for (let k = 0; k < count; k++) kept += runs[k * 2 + 1] - runs[k * 2];
   const tailFrom = head.headEnd - 2; // the blank line, then the body
@@ -301,9 +313,9 @@ export function rewriteResponseHead(head: ResponseHead, options: ForwardResponse
   return tailAt + (bodyEnd - tailFrom);
 }
 
-function responseFields(options: ForwardResponseOptions): AddedFields {
+function responseFields(options: ForwardResponseOptions, lengthLine: string): AddedFields {
   const lines = RESPONSE_FIELDS[options.chunked ? 1 : 0][options.close ? 1 : options.keepAliveHeader ? 2 : 0];
-  return addedFields(lines, options.addRequestId ? options.requestId : null, '', true);
+  return addedFields(lines, options.addRequestId ? options.requestId : null, lengthLine, true);
 }
 
 /** The status line to send, or null when the upstream's own (HTTP/1.1, with a reason) can be copied. */
@@ -318,11 +330,11 @@ function statusLine(head: ResponseHead): string | null {
  * every other field (Sec-WebSocket-*) as the upstream sent it.
  */
 export function forwardSwitchingHead(head: ResponseHead, options: { requestId: RequestId; addRequestId: boolean }): Buffer {
-  const text = `connection: upgrade\r\nupgrade: ${head.upgrade ?? head.getHeaderJoined('upgrade') ?? 'websocket'}\r\n`;
-  return assemble(head, RESPONSE_DROP, `HTTP/1.1 101 ${head.reason || STATUS_CODES[101]}\r\n`, addedFields(null, options.addRequestId ? options.requestId : null, text, true));
+  const line = `HTTP/1.1 101 ${head.reason || STATUS_CODES[101]}\r\n`;
+  return assemble(head, RESPONSE_DROP, head.contentLengthIndex, line, addedFields(null, options.addRequestId ? options.requestId : null, UPGRADE_FIELDS, true));
 }
 
-/** An interim (1xx) response relayed as is, minus hop-by-hop fields. */
+/** An interim (1xx) response relayed as is, minus hop-by-hop fields and any Content-Length. */
 export function forwardInterimHead(head: ResponseHead): Buffer {
-  return assemble(head, RESPONSE_DROP, `HTTP/1.1 ${head.status} ${head.reason || STATUS_CODES[head.status] || ''}\r\n`, addedFields(null, null, '', true));
+  return assemble(head, RESPONSE_DROP, head.contentLengthIndex, `HTTP/1.1 ${head.status} ${head.reason || STATUS_CODES[head.status] || ''}\r\n`, addedFields(null, null, '', true));
 }

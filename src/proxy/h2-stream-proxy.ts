@@ -16,6 +16,7 @@ import { NoHealthyTargetError, UpstreamConnectError, UpstreamResetError, Upstrea
 import { respondError } from '../protocol/http2/h2-client-side';
 import { IDEMPOTENT } from './proxy-exchange';
 import { connectFailureOf } from '../upstream/h2-sessions';
+import { HOP_BY_HOP, SET_BY_PROXY } from './forwarding-rules';
 
 export interface H2ProxyRequest {
   route: RouteConfig;
@@ -30,8 +31,13 @@ export interface H2ProxyRequest {
   hasBody: boolean;
 }
 
-/** Request fields that never go upstream, or that the proxy sets. */
-const SKIP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-for']);
+/**
+ * Request fields that never go upstream, or that the proxy sets
+ * (forwarding-rules.ts). `te` passes: on HTTP/2 it can only be `trailers`
+ * (nghttp2 refuses anything else), which gRPC needs end to end; `expect` is
+ * the upstream's to answer on a stream.
+ */
+const SKIP: ReadonlySet<string> = new Set([...HOP_BY_HOP.filter((name) => name !== 'te'), ...SET_BY_PROXY.filter((name) => name !== 'expect'), 'host']);
 const { NGHTTP2_FLAG_END_STREAM, NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = http2.constants;
 
 /** What a 502 says went wrong: the error's code, else its message. */

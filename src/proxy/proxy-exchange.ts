@@ -18,6 +18,7 @@ import type { UpstreamConnection, UpstreamExchange, UpstreamFailure } from '../u
 import type { TunnelUpgrade } from '../tunnel/upgrade';
 import type { RequestId } from '../util/request-id';
 import type { ResponseHead, BodyFraming } from '../protocol/http1/response-head';
+import type { MessageHead } from '../protocol/http1/field-lines';
 import { closeHeadWithHost } from './forward-head';
 import {
   InternalError,
@@ -53,9 +54,10 @@ export interface ClientSide {
   /** The final response head; `requestComplete` says whether the whole request body was read. */
   sendResponseHead(head: ResponseHead, framing: BodyFraming, requestId: RequestId, requestComplete: boolean): void;
   /**
-   * Response body bytes in the upstream's framing, living in the upstream
-   * connection's buffer. Returns how many writes will call `onFlushed` once
-   * the client no longer needs that memory (0: the bytes were copied).
+   * Response body bytes without the upstream's framing (the client side
+   * writes its own), living in the upstream connection's buffer. Returns how
+   * many writes will call `onFlushed` once the client no longer needs that
+   * memory (0: the bytes were copied).
    */
   sendBody(buf: Buffer, start: number, end: number, onFlushed: () => void): number;
   /** An upstream read was fully relayed: write anything held back to join it. */
@@ -66,8 +68,8 @@ export interface ClientSide {
    * body must pass through JS (TLS, a changed framing, closing).
    */
   spliceTarget?(): net.Socket | null;
-  /** The response is complete. */
-  exchangeDone(): void;
+  /** The response is complete; `trailers`: a chunked body's trailer section, if any. */
+  exchangeDone(trailers: MessageHead | null): void;
   /** The exchange failed before any response byte: answer with `error`; close the connection if `close`. */
   exchangeFailed(error: ZproxyError, close: boolean): void;
   /** The response broke off midway: the only honest signal left is closing the connection. */
@@ -204,7 +206,7 @@ export class ProxyExchange implements UpstreamExchange, BalancerInput {
     if (!this.spliceTried && !this.done && this.conn !== null && this.conn.spliceableBody >= SPLICE_MIN_BYTES) this.offerSplice(this.conn);
   }
 
-  onResponseEnd(): void {
+  onResponseEnd(trailers: MessageHead | null): void {
     if (this.done) return;
     this.done = true;
     const target = this.target!;
@@ -214,7 +216,7 @@ export class ProxyExchange implements UpstreamExchange, BalancerInput {
     if (!this.requestComplete || this.upgrading) this.conn!.spoil();
     // The connection's buffer may still back a client write: hand it back once flushed.
     if (this.relaysInFlight === 0) this.releaseConnection();
-    this.client.exchangeDone();
+    this.client.exchangeDone(trailers);
   }
 
   onSwitchingProtocols(head: ResponseHead, rest: Buffer): void {

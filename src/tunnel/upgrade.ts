@@ -15,6 +15,7 @@ import { platform } from '../native/platform';
 import { JsTunnel } from './js-tunnel';
 import { spliceableFd } from '../util/socket-fd';
 import { openSpliceTunnel } from './splice-tunnel';
+import { offersWebSocket } from '../proxy/forwarding-rules';
 import type { RequestId } from '../util/request-id';
 
 /** What a proxy exchange hands the client side when the upstream answers 101. */
@@ -31,8 +32,7 @@ export interface TunnelUpgrade {
 
 /** Is this request a WebSocket upgrade zproxy tunnels (RFC 6455 §4.1: GET, HTTP/1.1, Upgrade: websocket)? */
 export function isWebSocketUpgrade(head: RequestHead): boolean {
-  if (head.upgrade === null || head.method !== 'GET' || head.versionMinor !== 1) return false;
-  return head.upgrade.split(',').some((token) => token.trim().toLowerCase() === 'websocket');
+  return head.method === 'GET' && head.versionMinor === 1 && offersWebSocket(head.upgrade);
 }
 
 /** What the client session keeps of its tunnel. */

@@ -17,10 +17,12 @@
 import net from 'node:net';
 import { parseResponseHead, type ResponseHead, type BodyFraming } from '../protocol/http1/response-head';
 import { ChunkedDecoder } from '../protocol/http1/chunked';
+import type { MessageHead } from '../protocol/http1/field-lines';
 import { connectTls, type UpstreamTlsOptions } from './tls-connect';
 import type { TunnelResult } from '../native/addon-types';
 import { writeThrough } from '../util/socket-fd';
 import { timedOut } from '../errors';
+import { offersWebSocket } from '../proxy/forwarding-rules';
 
 /** `upgraded`: a 101 switched it to a tunnel; its bytes go to the raw reader, never to an exchange again. */
 export type UpstreamState = 'connecting' | 'idle' | 'busy' | 'upgraded' | 'closed';
@@ -51,10 +53,13 @@ export interface UpstreamExchange {
   onInterim(head: ResponseHead): void;
   /** The response head; `buf[bodyStart..]` continues with body bytes, delivered next. */
   onResponseHead(head: ResponseHead, framing: BodyFraming): void;
-  /** Raw body bytes (framing included for chunked); valid only during the call. */
+  /**
+   * Body bytes, without the upstream's framing (a chunked body arrives
+   * decoded: the client side frames it itself); valid only during the call.
+   */
   onResponseBody(buf: Buffer, start: number, end: number): void;
-  /** The response is complete; `reusable` tells whether the connection may serve another request. */
-  onResponseEnd(): void;
+  /** The response is complete; `trailers`: a chunked body's trailer section, if it had one. */
+  onResponseEnd(trailers: MessageHead | null): void;
   /** Everything of one read was delivered (a chance to write what was held back to join later bytes). */
   onReadDone?(): void;
   onUpstreamError(failure: UpstreamFailure, error: Error): void;
@@ -74,7 +79,10 @@ export class UpstreamConnection {
   private partialHead: Buffer | null = null;
   private framing: BodyFraming = 'none';
   private remaining = 0;
+  /** Decodes chunked bodies (this connection's, reset per response), handing each data range to the exchange. */
+  private chunkedDecoder: ChunkedDecoder | null = null;
   private chunked: ChunkedDecoder | null = null;
+  private readonly onChunkData = (buf: Buffer, start: number, end: number): void => this.exchange?.onResponseBody(buf, start, end);
   /** Any byte of a response (interim included) has arrived: a failure now is no longer a clean reset. */
   private responseStarted = false;
   /** The final response head has not been parsed yet. */
@@ -317,6 +325,11 @@ export class UpstreamConnection {
         return -1;
       }
       if (head.status === 101) {
+        // Only the protocol zproxy asked for: anything else would tunnel bytes no one checked.
+        if (!offersWebSocket(head.upgrade)) {
+          this.fail('bad_response', new Error('101 Switching Protocols without Connection: upgrade and Upgrade: websocket'));
+          return -1;
+        }
         this.switchProtocols(head, data.subarray(parsed.headEnd, end));
         return -1;
       }
@@ -345,7 +358,7 @@ export class UpstreamConnection {
     this.framing = head.bodyFraming(exchange.method);
     if (!head.reusable(exchange.method)) this.reusable = false;
     this.remaining = this.framing === 'length' ? (head.contentLength ?? 0) : 0;
-    this.chunked = this.framing === 'chunked' ? new ChunkedDecoder() : null;
+    this.chunked = this.framing === 'chunked' ? this.freshDecoder() : null;
     exchange.onResponseHead(head, this.framing);
     if (this.framing === 'none' || (this.framing === 'length' && this.remaining === 0)) {
       if (more) this.reusable = false; // bytes past the response: do not trust this connection again
@@ -361,13 +374,14 @@ export class UpstreamConnection {
       take = Math.min(take, this.remaining);
       this.remaining -= take;
     } else if (this.chunked) {
+      // The decoder hands the data ranges to the exchange as it finds them.
       const result = this.chunked.push(buf, start, end);
       if (result.error) return this.fail('bad_response', new Error(`invalid chunked body from upstream: ${result.error}`));
       take = result.consumed;
     } else if (this.framing === 'none') {
       take = 0;
     }
-    if (take > 0) exchange.onResponseBody(buf, start, start + take);
+    if (take > 0 && this.chunked === null) exchange.onResponseBody(buf, start, start + take);
     const complete = this.framing === 'length' ? this.remaining === 0 : this.chunked ? this.chunked.done : false;
     if (complete) {
       if (start + take < end) this.reusable = false; // bytes past the response: do not trust this connection again
@@ -377,8 +391,15 @@ export class UpstreamConnection {
 
   private finishResponse(): void {
     const exchange = this.exchange;
+    const trailers = this.chunked?.trailers ?? null;
     this.chunked = null;
     this.responseStarted = false;
-    exchange?.onResponseEnd();
+    exchange?.onResponseEnd(trailers);
+  }
+
+  private freshDecoder(): ChunkedDecoder {
+    if (this.chunkedDecoder === null) this.chunkedDecoder = new ChunkedDecoder({ onData: this.onChunkData });
+    else this.chunkedDecoder.reset();
+    return this.chunkedDecoder;
   }
 }

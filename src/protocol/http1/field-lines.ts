@@ -259,6 +259,7 @@ const CLOSE = lowerBytes('close');
 export class FieldFacts {
   reason = '';
   contentLength = -1;
+  contentLengthIndex = -1;
   /** Number of Transfer-Encoding list elements over all TE fields. */
   codings = 0;
   /** The last coding is `chunked` (and `chunked` appears nowhere else). */
@@ -276,6 +277,7 @@ export class FieldFacts {
   reset(): void {
     this.reason = '';
     this.contentLength = -1;
+    this.contentLengthIndex = -1;
     this.codings = 0;
     this.chunkedLast = false;
     this.close = false;
@@ -320,6 +322,7 @@ export function collectFieldFacts(buf: Buffer, o: readonly number[], count: numb
       const v = parseContentLength(buf, o[j + 2], o[j + 3]);
       if (v < 0) return fact(f, 'invalid content-length');
       f.contentLength = v;
+      f.contentLengthIndex = i;
     } else if (len === 17 && first === 0x74 && equalsLowerBytes(buf, ns, ns + 17, TRANSFER_ENCODING)) {
       if (!codingList(buf, o[j + 2], o[j + 3], f)) return false;
     }
@@ -438,6 +441,8 @@ export class MessageHead {
   headerCount = 0;
   /** Content-Length value, or null when absent. */
   contentLength: number | null = null;
+  /** Index of the Content-Length field line, or -1. */
+  contentLengthIndex = -1;
   /** Transfer-Encoding ends with chunked (for requests: is exactly chunked). */
   chunked = false;
   /** Whether the connection may be reused after this message. */
@@ -498,6 +503,7 @@ export class MessageHead {
 /** Fills the facts common to requests and responses. */
 export function applyFacts(head: MessageHead, f: FieldFacts, versionMinor: number): void {
   head.contentLength = f.contentLength >= 0 ? f.contentLength : null;
+  head.contentLengthIndex = f.contentLengthIndex;
   head.chunked = f.chunkedLast;
   head.keepAlive = !f.close && (versionMinor === 1 || f.keepAliveToken);
   if (f.connectionTokens !== null) head.connectionTokens = f.connectionTokens;

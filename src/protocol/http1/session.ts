@@ -46,7 +46,8 @@ import {
   type ForwardResponseOptions,
 } from '../../proxy/forward-head';
 import { isWebSocketUpgrade, openTunnel, type ClientTunnel, type TunnelUpgrade } from '../../tunnel/upgrade';
-import { ChunkedDecoder } from './chunked';
+import { chunkSizeLine, frameChunk, lastChunk, CRLF } from '../../proxy/chunk-framing';
+import type { MessageHead } from './field-lines';
 import type { BodyFraming, ResponseHead } from './response-head';
 import type { UpstreamGroup } from '../../upstream/upstreams';
 
@@ -81,10 +82,12 @@ export class Http1Session implements ProtocolSession, ClientSide {
   private socketPaused = false;
   /** The proxied response in progress ends the connection. */
   private closeAfterResponse = false;
-  /** Decodes a chunked upstream response for an HTTP/1.0 client. */
-  private dechunker: ChunkedDecoder | null = null;
-  private dechunkFlushed: (() => void) | null = null;
-  private dechunkWrites = 0;
+  /**
+   * The response body is framed chunked by zproxy: the upstream's chunked
+   * body arrives decoded, and goes out in chunks of zproxy's own framing
+   * (false for an HTTP/1.0 client, which gets the data delimited by the close).
+   */
+  private rechunk = false;
   /** After a 101: the connection is a WebSocket tunnel. */
   private tunnel: ClientTunnel | null = null;
   /**
@@ -194,11 +197,11 @@ export class Http1Session implements ProtocolSession, ClientSide {
     // An HTTP/1.0 client cannot take chunked: it gets the data, delimited by the close.
     const dechunk = http10 && framing === 'chunked';
     this.closeAfterResponse = !this.keepAlive || framing === 'close' || !requestComplete || dechunk;
-    this.dechunker = dechunk ? new ChunkedDecoder({ onData: (data, from, to) => this.writeDechunked(data.subarray(from, to)) }) : null;
+    this.rechunk = framing === 'chunked' && !http10;
     const options = this.responseOptions;
     options.requestId = requestId;
     options.addRequestId = head.indexOfHeader('x-request-id') < 0;
-    options.chunked = framing === 'chunked' && !http10;
+    options.chunked = this.rechunk;
     options.close = this.closeAfterResponse;
     options.keepAliveHeader = http10 && !this.closeAfterResponse;
     if (framing === 'none' || dechunk) return this.write(forwardResponseHead(head, options));
@@ -206,29 +209,37 @@ export class Http1Session implements ProtocolSession, ClientSide {
   }
 
   sendBody(buf: Buffer, start: number, end: number, onFlushed: () => void): number {
-    if (!this.dechunker) {
-      if (this.heldHead !== null && end - start <= COPY_BODY_MAX_BYTES) {
-        // Copied behind the held head (larger chunks follow it in their own write).
-        this.sendHeldHead(buf, start, end);
-        return 0;
-      }
-      this.write(buf.subarray(start, end), onFlushed);
-      return 1;
+    if (this.rechunk) return this.sendChunk(buf, start, end, onFlushed);
+    if (this.heldHead !== null && end - start <= COPY_BODY_MAX_BYTES) {
+      // Copied behind the held head (larger chunks follow it in their own write).
+      this.sendHeldHead(buf, start, end);
+      return 0;
     }
-    this.dechunkFlushed = onFlushed;
-    this.dechunkWrites = 0;
-    this.dechunker.push(buf, start, end);
-    return this.dechunkWrites;
+    this.write(buf.subarray(start, end), onFlushed);
+    return 1;
   }
 
-  private writeDechunked(data: Buffer): void {
-    this.write(data, this.dechunkFlushed!);
-    this.dechunkWrites++;
+  /** Body data as one chunk of zproxy's framing: copied when small, else relayed between its size line and CRLF. */
+  private sendChunk(buf: Buffer, start: number, end: number, onFlushed: () => void): number {
+    if (end - start <= COPY_BODY_MAX_BYTES) {
+      const chunk = frameChunk(buf, start, end);
+      if (this.heldHead !== null) this.sendHeldHead(chunk, 0, chunk.length);
+      else this.write(chunk);
+      return 0;
+    }
+    const socket = this.conn.socket;
+    if (this.heldHead) this.flush();
+    socket.cork();
+    socket.write(chunkSizeLine(end - start));
+    socket.write(buf.subarray(start, end), onFlushed);
+    socket.write(CRLF);
+    socket.uncork();
+    return 1;
   }
 
   spliceTarget(): net.Socket | null {
-    // Plain TCP only, and bytes passed on as they come (no dechunking for HTTP/1.0).
-    if (this.dechunker !== null || this.closing || this.conn.proto !== 'http') return null;
+    // Plain TCP only, and bytes passed on as they come (a length-framed body).
+    if (this.rechunk || this.closing || this.conn.proto !== 'http') return null;
     this.flush();
     return this.conn.socket;
   }
@@ -243,10 +254,10 @@ export class Http1Session implements ProtocolSession, ClientSide {
     this.maybeResume();
   }
 
-  exchangeDone(): void {
+  exchangeDone(trailers: MessageHead | null): void {
     this.exchange = null;
-    this.dechunker = null;
     this.flush();
+    if (this.rechunk) this.write(lastChunk(trailers));
     if (this.closeAfterResponse) return this.closeAfterWrite();
     this.requestDone();
   }
@@ -333,8 +344,8 @@ export class Http1Session implements ProtocolSession, ClientSide {
       return end;
     }
     if (this.exchange && consumed > 0) {
-      const chunk = buf.subarray(start, start + consumed);
-      this.exchange.sendBody(shared ? Buffer.from(chunk) : chunk);
+      const forwarded = this.body!.forwardable(buf, start, start + consumed, shared);
+      if (forwarded !== null) this.exchange.sendBody(forwarded);
     }
     if (outcome.done) {
       this.body = null;
@@ -354,7 +365,8 @@ export class Http1Session implements ProtocolSession, ClientSide {
 
     const { path, query } = splitTarget(head.target);
     const match = this.ctx.router.match(head.method, head.host, path, (name) => head.getHeader(name) ?? undefined);
-    const body = head.hasBody ? new BodyReader(head.contentLength, head.chunked, this.ctx.config.max_body_bytes) : null;
+    const forwarded = match.kind === 'route' && match.route.upstream !== undefined;
+    const body = head.hasBody ? new BodyReader(head.contentLength, head.chunked, this.ctx.config.max_body_bytes, forwarded) : null;
     if (body?.declaredTooLarge) return this.fail(new BodyTooLargeError(), this.requestId);
     this.body = body;
 
@@ -392,7 +404,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
         forwarded: forwarded.lines(head.host, priorFor),
         requestId: this.requestId,
         addRequestId,
-        upgrade: upgrade ? head.upgrade! : undefined,
+        upgrade,
       }),
       hostFromTarget,
       requestId: this.requestId,

@@ -1,13 +1,13 @@
 /**
  * An HTTP/2 stream as the client side of a proxy exchange to an HTTP/1.1
- * upstream: the response head becomes HEADERS, the body DATA (chunked
- * bodies de-chunked, their trailers sent as HTTP/2 trailers), and a
+ * upstream: the response head becomes HEADERS, the body DATA (a chunked
+ * body arrives decoded; its trailers are sent as HTTP/2 trailers), and a
  * response that breaks off resets the stream, leaving the connection's
  * other streams alone.
  */
 import http2, { type ServerHttp2Stream } from 'node:http2';
-import { ChunkedDecoder } from '../http1/chunked';
 import type { BodyFraming, ResponseHead } from '../http1/response-head';
+import type { MessageHead } from '../http1/field-lines';
 import { COPY_BODY_MAX_BYTES, type ClientSide } from '../../proxy/proxy-exchange';
 import { errorBody, type ZproxyError } from '../../errors';
 import { h2ResponseHeaders, h2Trailers } from './translate';
@@ -18,9 +18,8 @@ const BODY = { endStream: false };
 const BODY_AND_TRAILERS = { endStream: false, waitForTrailers: true };
 
 export class H2ClientSide implements ClientSide {
-  private decoder: ChunkedDecoder | null = null;
-  private flushed: (() => void) | null = null;
-  private writes = 0;
+  /** The trailers a chunked response ended with, sent when the stream asks for them. */
+  private trailers: MessageHead | null = null;
 
   constructor(
     private readonly stream: ServerHttp2Stream,
@@ -47,31 +46,25 @@ export class H2ClientSide implements ClientSide {
   sendResponseHead(head: ResponseHead, framing: BodyFraming): void {
     if (this.stream.destroyed) return;
     const chunked = framing === 'chunked';
-    if (chunked) this.decoder = new ChunkedDecoder({ onData: (buf, start, end) => this.writeData(buf.subarray(start, end)) });
     this.stream.respond(h2ResponseHeaders(head, this.requestId), framing === 'none' ? NO_BODY : chunked ? BODY_AND_TRAILERS : BODY);
-    if (chunked) this.stream.once('wantTrailers', () => this.stream.sendTrailers(h2Trailers(this.decoder?.trailers ?? null)));
+    if (chunked) this.stream.once('wantTrailers', () => this.stream.sendTrailers(h2Trailers(this.trailers)));
   }
 
   sendBody(buf: Buffer, start: number, end: number, onFlushed: () => void): number {
-    if (!this.decoder) {
-      // HTTP/2 DATA always leaves later (nghttp2 pulls it), so a relayed chunk
-      // pauses the upstream connection until then: two epoll_ctl and a resume
-      // per response. A small chunk for a client that keeps up is copied
-      // instead; behind a slow client, relays pause as usual.
-      if (end - start <= COPY_BODY_MAX_BYTES && this.stream.writableLength === 0) {
-        this.stream.write(Buffer.from(buf.subarray(start, end)));
-        return 0;
-      }
-      this.stream.write(buf.subarray(start, end), onFlushed);
-      return 1;
+    // HTTP/2 DATA always leaves later (nghttp2 pulls it), so a relayed chunk
+    // pauses the upstream connection until then: two epoll_ctl and a resume
+    // per response. A small chunk for a client that keeps up is copied
+    // instead; behind a slow client, relays pause as usual.
+    if (end - start <= COPY_BODY_MAX_BYTES && this.stream.writableLength === 0) {
+      this.stream.write(Buffer.from(buf.subarray(start, end)));
+      return 0;
     }
-    this.flushed = onFlushed;
-    this.writes = 0;
-    this.decoder.push(buf, start, end);
-    return this.writes;
+    this.stream.write(buf.subarray(start, end), onFlushed);
+    return 1;
   }
 
-  exchangeDone(): void {
+  exchangeDone(trailers: MessageHead | null): void {
+    this.trailers = trailers;
     if (!this.stream.destroyed && !this.stream.writableEnded) this.stream.end();
   }
 
@@ -81,11 +74,6 @@ export class H2ClientSide implements ClientSide {
 
   abort(): void {
     if (!this.stream.destroyed) this.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-  }
-
-  private writeData(data: Buffer): void {
-    this.stream.write(data, this.flushed!);
-    this.writes++;
   }
 }
 

@@ -8,9 +8,15 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import type { MessageHead } from '../http1/field-lines';
 import type { ResponseHead } from '../http1/response-head';
 import { equalsIgnoreCase } from '../http1/chars';
+import { HOP_BY_HOP, NOT_IN_TRAILERS, SET_BY_PROXY, contentLengthLine, namedAwayByConnection } from '../../proxy/forwarding-rules';
 
-/** Fields that never go from an HTTP/2 request to an HTTP/1.1 upstream (or are set by the proxy). */
-const REQUEST_SKIP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'host', 'expect', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-for', 'cookie']);
+/**
+ * Fields that never go from an HTTP/2 request to an HTTP/1.1 upstream as
+ * they came: connection-specific and proxy-set ones (forwarding-rules.ts),
+ * Host (from :authority), Content-Length (written from the parsed value)
+ * and Cookie (joined into one line).
+ */
+const REQUEST_SKIP: ReadonlySet<string> = new Set([...HOP_BY_HOP, ...SET_BY_PROXY, 'host', 'content-length', 'cookie']);
 /** Connection-specific fields an HTTP/2 response must not carry. */
 const RESPONSE_SKIP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te']);
 
@@ -24,8 +30,10 @@ export interface H1HeadOptions {
   proto: string;
   requestId: string;
   addRequestId: boolean;
-  /** The body goes chunked (an HTTP/2 request body without content-length). */
-  chunked: boolean;
+  /** The request's content-length (as nghttp2 checked it against the DATA), or -1 when it has none: a body then goes chunked. */
+  contentLength: number;
+  /** The request has a body (the HEADERS frame did not end the stream). */
+  hasBody: boolean;
 }
 
 /** The HTTP/1.1 request head for an HTTP/2 request (`raw`: the stream's raw header pairs). */
@@ -46,7 +54,8 @@ export function h1RequestHead(raw: readonly string[], options: H1HeadOptions): B
   head += `x-forwarded-for: ${forwardedFor === null ? options.clientIp : `${forwardedFor}, ${options.clientIp}`}\r\n`;
   head += `x-forwarded-proto: ${options.proto}\r\nx-forwarded-host: ${options.authority}\r\n`;
   if (options.addRequestId) head += `x-request-id: ${options.requestId}\r\n`;
-  if (options.chunked) head += 'transfer-encoding: chunked\r\n';
+  if (options.contentLength >= 0) head += contentLengthLine(options.contentLength);
+  else if (options.hasBody) head += 'transfer-encoding: chunked\r\n';
   return Buffer.from(options.hostFromTarget ? head : `${head}\r\n`, 'latin1');
 }
 
@@ -77,7 +86,7 @@ function lowerName(head: MessageHead, i: number): string {
 
 /** The fields of an HTTP/1 head as HTTP/2 headers: lower-case names, repeated fields as arrays. */
 export function h2Fields(head: MessageHead, into: OutgoingHttpHeaders, skip: ReadonlySet<string>): OutgoingHttpHeaders {
-  const tokens = head.connectionTokens;
+  const tokens = namedAwayByConnection(head.connectionTokens, skip);
   for (let i = 0; i < head.headerCount; i++) {
     const name = lowerName(head, i);
     if (skip.has(name) || (tokens.length !== 0 && tokens.includes(name))) continue;
@@ -93,13 +102,18 @@ export function h2Fields(head: MessageHead, into: OutgoingHttpHeaders, skip: Rea
 /** An HTTP/1.1 upstream response head as HTTP/2 response headers. */
 export function h2ResponseHeaders(head: ResponseHead, requestId: string): OutgoingHttpHeaders {
   const headers = h2Fields(head, { ':status': head.status }, RESPONSE_SKIP);
+  // The framing is zproxy's own: the parsed length, and none where a response may not carry one.
+  if (head.contentLength !== null) {
+    if (head.status < 200 || head.status === 204) delete headers['content-length'];
+    else headers['content-length'] = String(head.contentLength);
+  }
   if (headers['x-request-id'] === undefined) headers['x-request-id'] = requestId;
   return headers;
 }
 
 /** Trailer fields of a chunked upstream response, for HTTP/2 trailers. */
 export function h2Trailers(trailers: MessageHead | null): OutgoingHttpHeaders {
-  return trailers ? h2Fields(trailers, {}, RESPONSE_SKIP) : {};
+  return trailers ? h2Fields(trailers, {}, NOT_IN_TRAILERS) : {};
 }
 
 /** One header value of an HTTP/2 request, joined when repeated. */
