@@ -43,6 +43,7 @@ export const errorSpecs = {
   ZP_ERR_NOT_FOUND: { status: 404, side: 'downstream', retryable: false, message: 'no route' },
   ZP_ERR_METHOD_NOT_ALLOWED: { status: 405, side: 'downstream', retryable: false, message: 'method not allowed' },
   ZP_ERR_REQUEST_TIMEOUT: { status: 408, side: 'downstream', retryable: false, message: 'request head not received in time' },
+  ZP_ERR_BODY_TIMEOUT: { status: 408, side: 'downstream', retryable: false, message: 'request body not received in time' },
   ZP_ERR_BODY_TOO_LARGE: { status: 413, side: 'downstream', retryable: false, message: 'request body too large' },
   ZP_ERR_HEADERS_TOO_LARGE: { status: 431, side: 'downstream', retryable: false, message: 'request header fields too large' },
   ZP_ERR_HTTP_VERSION: { status: 505, side: 'downstream', retryable: false, message: 'HTTP version not supported' },
@@ -62,6 +63,7 @@ export const BadPathError = defineError('ZP_ERR_BAD_PATH', errorSpecs.ZP_ERR_BAD
 export const NotFoundError = defineError('ZP_ERR_NOT_FOUND', errorSpecs.ZP_ERR_NOT_FOUND);
 export const MethodNotAllowedError = defineError('ZP_ERR_METHOD_NOT_ALLOWED', errorSpecs.ZP_ERR_METHOD_NOT_ALLOWED);
 export const RequestTimeoutError = defineError('ZP_ERR_REQUEST_TIMEOUT', errorSpecs.ZP_ERR_REQUEST_TIMEOUT);
+export const BodyTimeoutError = defineError('ZP_ERR_BODY_TIMEOUT', errorSpecs.ZP_ERR_BODY_TIMEOUT);
 export const BodyTooLargeError = defineError('ZP_ERR_BODY_TOO_LARGE', errorSpecs.ZP_ERR_BODY_TOO_LARGE);
 export const HeadersTooLargeError = defineError('ZP_ERR_HEADERS_TOO_LARGE', errorSpecs.ZP_ERR_HEADERS_TOO_LARGE);
 export const HttpVersionError = defineError('ZP_ERR_HTTP_VERSION', errorSpecs.ZP_ERR_HTTP_VERSION);

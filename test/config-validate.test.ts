@@ -290,6 +290,8 @@ describe('normalisation', () => {
       backlog: 128,
       max_connections: 1000,
       connection_timeout_ms: 30000,
+      client_body_timeout_ms: 30000,
+      send_timeout_ms: 30000,
       numa_aware: true,
       protocols: ['http1', 'http2', 'websocket'],
       tls: { enabled: false, certificates: [] },

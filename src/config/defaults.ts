@@ -20,7 +20,14 @@ import type {
 /** Largest delay Node's timers accept (2^31 - 1 ms, about 24.8 days): the ceiling of every `*_ms` key. */
 export const MAX_TIMER_MS = 2_147_483_647;
 
-type TopLevelScalars = Omit<ZproxyConfig, 'protocols' | 'tls' | 'routes' | 'middlewares' | 'admin' | 'trusted_proxies'>;
+type TopLevelScalars = Omit<ZproxyConfig, 'protocols' | 'tls' | 'routes' | 'middlewares' | 'admin' | 'trusted_proxies' | (typeof TIMEOUTS_DEFAULTING_TO_CONNECTION)[number]>;
+
+/**
+ * Timeouts of a request in progress that default to `connection_timeout_ms`
+ * (nginx's client_body_timeout and send_timeout, both 60 s there): a request
+ * body that stops arriving, and a response the client stops reading.
+ */
+export const TIMEOUTS_DEFAULTING_TO_CONNECTION = ['client_body_timeout_ms', 'send_timeout_ms'] as const;
 
 export const TOP_LEVEL_DEFAULTS: Readonly<TopLevelScalars> = Object.freeze({
   host: '0.0.0.0',

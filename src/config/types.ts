@@ -96,6 +96,10 @@ export interface ZproxyConfig {
   backlog: number;
   max_connections: number;
   connection_timeout_ms: number;
+  /** A request body that stops arriving for this long closes the connection (408 when no response has started). */
+  client_body_timeout_ms: number;
+  /** A response the client stops reading for this long closes the connection. */
+  send_timeout_ms: number;
   numa_aware: boolean;
   protocols: ProtocolName[];
   tls: TlsConfig;

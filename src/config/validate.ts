@@ -14,7 +14,7 @@
  * `validate-upstream.ts` and `validate-middleware.ts`.
  */
 import { isIP } from 'node:net';
-import { DEFAULT_ADMIN, DEFAULT_PROTOCOLS, TLS_DEFAULTS, TOP_LEVEL_DEFAULTS } from './defaults';
+import { DEFAULT_ADMIN, DEFAULT_PROTOCOLS, TIMEOUTS_DEFAULTING_TO_CONNECTION, TLS_DEFAULTS, TOP_LEVEL_DEFAULTS } from './defaults';
 import type { AdminConfig, LogLevel, ProtocolName, TlsCertificate, TlsConfig, ZproxyConfig } from './types';
 import {
   type Check,
@@ -51,7 +51,7 @@ export interface ValidateOptions {
 
 const PROTOCOLS: readonly ProtocolName[] = ['http1', 'http2', 'websocket'];
 const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
-const TOP_LEVEL_KEYS = [...Object.keys(TOP_LEVEL_DEFAULTS), 'protocols', 'tls', 'routes', 'middlewares', 'admin', 'trusted_proxies'];
+const TOP_LEVEL_KEYS = [...Object.keys(TOP_LEVEL_DEFAULTS), 'protocols', 'tls', 'routes', 'middlewares', 'admin', 'trusted_proxies', ...TIMEOUTS_DEFAULTING_TO_CONNECTION];
 const WILDCARD_ADDRESSES = ['0.0.0.0', '::'];
 
 /** A listen address. "localhost" is accepted and normalised to 127.0.0.1 (the acceptor binds numeric addresses only). */
@@ -137,13 +137,16 @@ function checkConfig(input: unknown, ctx: Context): ZproxyConfig | undefined {
   const f = Fields.read(input, '', ctx, TOP_LEVEL_KEYS, 'a JSON object');
   if (!f) return undefined;
   const d = TOP_LEVEL_DEFAULTS;
+  const connectionTimeout = f.get('connection_timeout_ms', duration(1), d.connection_timeout_ms);
   const config: ZproxyConfig = {
     host: f.get('host', listenAddress, d.host),
     port: f.get('port', port, d.port),
     thread_count: f.get('thread_count', threadCount, d.thread_count),
     backlog: f.get('backlog', integer(1, 65535), d.backlog),
     max_connections: f.get('max_connections', integer(1, 10_000_000), d.max_connections),
-    connection_timeout_ms: f.get('connection_timeout_ms', duration(1), d.connection_timeout_ms),
+    connection_timeout_ms: connectionTimeout,
+    client_body_timeout_ms: f.get('client_body_timeout_ms', duration(1), connectionTimeout),
+    send_timeout_ms: f.get('send_timeout_ms', duration(1), connectionTimeout),
     numa_aware: f.get('numa_aware', boolean, d.numa_aware),
     protocols: f.get('protocols', protocols, [...DEFAULT_PROTOCOLS]),
     tls: f.get('tls', tls, { ...TLS_DEFAULTS, certificates: [] }),

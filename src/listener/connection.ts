@@ -1,8 +1,14 @@
 /**
  * A client connection on a worker: wraps the socket, detects the protocol
- * from the first bytes, dispatches to the protocol's session, and enforces
- * `connection_timeout_ms` on idle keep-alive connections and on request heads
- * that arrive too slowly (slowloris).
+ * from the first bytes, dispatches to the protocol's session, and owns the
+ * client-side timeouts, all checked by one sweep per worker (no timer per
+ * connection, no clock read per request):
+ * - `connection_timeout_ms` on idle keep-alive connections and on request
+ *   heads that arrive too slowly (slowloris);
+ * - while a request is active, `client_body_timeout_ms` on a request body
+ *   that stops arriving, and `send_timeout_ms` on a response the client
+ *   stops reading (unsent bytes that make no progress), as nginx's
+ *   client_body_timeout and send_timeout do.
  */
 import net from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -34,6 +40,14 @@ export class Connection {
   proto: 'http' | 'https' = 'http';
   private session: ProtocolSession | undefined;
   private detectBuffer: Buffer | undefined;
+  /** Bytes arrived since the last sweep: the request body's activity mark. */
+  private heard = false;
+  /** When a request body that has not moved since times out (0: not timing). */
+  private bodyDeadline = 0;
+  /** When unsent response bytes that have not moved since time out (0: not timing). */
+  private sendDeadline = 0;
+  /** Bytes the socket had flushed at the sweep that set `sendDeadline`. */
+  private flushedMark = 0;
 
   constructor(
     /** The client socket; after a TLS handshake, the TLS socket (the raw one stays underneath). */
@@ -132,6 +146,7 @@ export class Connection {
 
   /** Bytes from the socket, before or after detection. */
   receive(buf: Buffer, start: number, end: number): void {
+    this.heard = true;
     if (this.session) return this.session.onData(buf, start, end);
     this.detect(buf, start, end);
   }
@@ -144,6 +159,38 @@ export class Connection {
   timedOut(): void {
     if (this.session && this.state === 'head') this.session.onHeadTimeout();
     else this.close();
+  }
+
+  /**
+   * The sweep, while a request is active: its body must keep arriving and
+   * its response must keep leaving. Each fires after its timeout without
+   * progress, at most two sweep intervals late, never early.
+   */
+  checkProgress(now: number): void {
+    const config = this.set.ctx.config;
+    if (this.session?.awaitingBody) {
+      if (this.heard || this.bodyDeadline === 0) {
+        this.heard = false;
+        this.bodyDeadline = now + config.client_body_timeout_ms;
+      } else if (now >= this.bodyDeadline) {
+        this.bodyDeadline = 0;
+        this.set.ctx.log.info({ remote: this.remoteAddress }, 'request body timed out');
+        return this.session.onBodyTimeout?.();
+      }
+    } else this.bodyDeadline = 0;
+    const socket = this.socket;
+    if (socket.writableLength === 0 || this.outside) {
+      this.sendDeadline = 0;
+      return;
+    }
+    const flushed = socket.bytesWritten - socket.writableLength;
+    if (flushed !== this.flushedMark || this.sendDeadline === 0) {
+      this.flushedMark = flushed;
+      this.sendDeadline = now + config.send_timeout_ms;
+    } else if (now >= this.sendDeadline) {
+      this.set.ctx.log.info({ remote: this.remoteAddress, unsent: socket.writableLength }, 'client stopped reading: send timed out');
+      this.close();
+    }
   }
 
   drain(): void {
@@ -207,8 +254,9 @@ export class ConnectionSet {
 
   /** (Re)starts the sweep at the interval the current config asks for (a reload may change the timeout). */
   private scheduleSweep(): void {
-    // An eighth of the timeout: an idle period starts at a sweep, so a timeout fires at most a quarter late (20 ms under 80 ms).
-    const every = Math.min(1000, Math.max(10, Math.floor(this.ctx.config.connection_timeout_ms / 8)));
+    // An eighth of the shortest timeout: a period starts at a sweep, so a timeout fires at most a quarter late (20 ms under 80 ms).
+    const { connection_timeout_ms, client_body_timeout_ms, send_timeout_ms } = this.ctx.config;
+    const every = Math.min(1000, Math.max(10, Math.floor(Math.min(connection_timeout_ms, client_body_timeout_ms, send_timeout_ms) / 8)));
     if (every === this.sweepEveryMs) return;
     clearInterval(this.sweepTimer);
     this.sweepEveryMs = every;
@@ -300,7 +348,8 @@ export class ConnectionSet {
     const now = Date.now();
     for (const conn of this.connections) {
       if (conn.deadline === IDLE_FROM_NEXT_SWEEP) conn.deadline = now + this.ctx.config.connection_timeout_ms;
-      else if (conn.deadline !== 0 && conn.deadline <= now && conn.state !== 'active') conn.timedOut();
+      else if (conn.state === 'active') conn.checkProgress(now);
+      else if (conn.deadline !== 0 && conn.deadline <= now) conn.timedOut();
     }
     this.scheduleSweep();
   }

@@ -18,6 +18,10 @@ export interface ProtocolSession {
   onHeadTimeout(): void;
   /** The socket closed (either side): stop everything in flight. */
   onClose(): void;
+  /** A request body is being read from the client (and zproxy has not paused reading it): its arrival is timed. */
+  readonly awaitingBody?: boolean;
+  /** The request body stopped arriving for `client_body_timeout_ms`. */
+  onBodyTimeout?(): void;
 }
 
 export interface ProtocolHandler {

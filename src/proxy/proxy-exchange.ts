@@ -312,7 +312,9 @@ export class ProxyExchange implements UpstreamExchange, BalancerInput {
       this.upstreamPaused = true;
       conn.pause();
     }
-    this.bodySplice = new BodySplice(conn.socket, socket, conn.spliceableBody, this.route.timeout_ms, (result, error) => this.onSpliced(conn, result, error));
+    // In the kernel no one sees which side stalls: the shorter of the upstream's and the client's timeouts bounds both.
+    const idleMs = Math.min(this.route.timeout_ms, this.ctx.config.send_timeout_ms);
+    this.bodySplice = new BodySplice(conn.socket, socket, conn.spliceableBody, idleMs, (result, error) => this.onSpliced(conn, result, error));
     this.bodySplice.start();
   }
 

@@ -20,6 +20,7 @@ import { prepareDirectResponse, prepareErrorResponse, renderResponse, type Prepa
 import {
   BadPathError,
   BadRequestError,
+  BodyTimeoutError,
   BodyTooLargeError,
   HeadersTooLargeError,
   HttpVersionError,
@@ -73,6 +74,8 @@ export class Http1Session implements ProtocolSession, ClientSide {
   private requestVersion: 0 | 1 = 1;
   private requestMethod = 'GET';
   private requestId: RequestId = 0;
+  /** The current request's response head has been sent (or is held to go with its body). */
+  private responseStarted = false;
   private closing = false;
   private draining = false;
   private processing = false;
@@ -147,6 +150,16 @@ export class Http1Session implements ProtocolSession, ClientSide {
     this.fail(new RequestTimeoutError(), nextRequestId());
   }
 
+  get awaitingBody(): boolean {
+    return this.body !== null && !this.pausedForUpstream;
+  }
+
+  /** The body stopped arriving: 408 while nothing of the response has gone, else the close is the only signal left. */
+  onBodyTimeout(): void {
+    if (this.responseStarted) return this.conn.close();
+    this.fail(new BodyTimeoutError(), this.requestId);
+  }
+
   // --- ClientSide (what a ProxyExchange sees) ---------------------------------
 
   get pendingBytes(): number {
@@ -196,6 +209,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
     const http10 = this.requestVersion === 0;
     // An HTTP/1.0 client cannot take chunked: it gets the data, delimited by the close.
     const dechunk = http10 && framing === 'chunked';
+    this.responseStarted = true;
     this.closeAfterResponse = !this.keepAlive || framing === 'close' || !requestComplete || dechunk;
     this.rechunk = framing === 'chunked' && !http10;
     const options = this.responseOptions;
@@ -307,11 +321,14 @@ export class Http1Session implements ProtocolSession, ClientSide {
         at = this.readBody(buf, at, end, shared);
         continue;
       }
-      if (this.exchange) {
-        // Pipelined bytes while a response is on its way: keep them, read no more until it is done.
+      if (this.exchange !== null || this.conn.socket.writableLength > UNSENT_HIGH_WATER) {
+        // Pipelined bytes while a response is on its way, or while the client
+        // leaves its answers unread: keep them, read no more until it is done
+        // (or they have left), so memory stays bounded whatever it sends.
         this.buffered = Buffer.from(buf.subarray(at, end));
         this.pausedForPipeline = true;
         this.pauseSocket();
+        if (this.exchange === null) this.conn.socket.once('drain', this.onOutputDrained);
         break;
       }
       const parsed = parseRequestHead(buf, at, end, { maxHeaderBytes: this.ctx.config.max_header_bytes });
@@ -357,6 +374,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
 
   private startRequest(head: RequestHead): void {
     this.conn.setActive();
+    this.responseStarted = false;
     this.requestKeepAlive = head.keepAlive;
     this.requestVersion = head.versionMinor;
     this.requestMethod = head.method;
@@ -443,6 +461,10 @@ export class Http1Session implements ProtocolSession, ClientSide {
     );
   }
 
+  private readonly onOutputDrained = (): void => {
+    if (!this.closing && this.exchange === null) this.requestDone();
+  };
+
   /** Between requests: idle, then whatever the client pipelined. */
   private requestDone(): void {
     this.conn.setIdle();
@@ -508,6 +530,13 @@ function headError(status: number, reason: string): ZproxyError {
 }
 
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+
+/**
+ * Unsent response bytes past which a pipelining client's further requests
+ * are not read until the socket drains (nginx reads one request at a time;
+ * this keeps a client that never reads from making zproxy buffer answers).
+ */
+const UNSENT_HIGH_WATER = 256 * 1024;
 
 export function openHttp1Session(conn: Connection, ctx: WorkerContext): ProtocolSession {
   return new Http1Session(conn, ctx);
