@@ -3,12 +3,13 @@
  * by its JSON path; every problem reported; defaults filled; upstreams
  * normalised; the result frozen; the shipped configs valid.
  */
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { ZproxyConfig } from '../src/config/types';
 
-import { ConfigError, loadConfig, validateConfig } from '../dist/config/validate';
+import { ConfigError, ENFORCED_MIDDLEWARE, loadConfig, unenforced, validateConfig } from '../dist/config/validate';
+import { createProxy } from '../dist/index';
 import { defaultConfigPath, readConfigFile } from '../dist/config/load';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -465,7 +466,7 @@ describe('normalisation', () => {
   });
 
   test('a validated config validates again to the same value (reload, CLI overrides)', () => {
-    const config = readConfigFile(path.join(ROOT, 'config/examples/api-gateway.json'));
+    const config = valid(JSON.parse(readFileSync(path.join(ROOT, 'config/examples/api-gateway.json'), 'utf8')));
     expect(valid(JSON.parse(JSON.stringify(config)))).toEqual(config);
     expect(valid({ ...config, port: 9000 }).port).toBe(9000);
   });
@@ -492,8 +493,23 @@ describe('shipped configs', () => {
     expect(examples.length).toBeGreaterThanOrEqual(2);
   });
 
-  test.each(examples)('config/examples/%s is valid', (name) => {
-    expect(() => readConfigFile(path.join(ROOT, 'config/examples', name))).not.toThrow();
+  test.each(examples)('config/examples/%s is valid, and refused only for middleware this build does not enforce', (name) => {
+    const file = path.join(ROOT, 'config/examples', name);
+    const config = valid(JSON.parse(readFileSync(file, 'utf8')));
+    const refused = unenforced(config);
+    if (refused.length === 0) expect(() => readConfigFile(file)).not.toThrow();
+    else expect(() => readConfigFile(file)).toThrow(new ConfigError(refused, file));
+  });
+
+  test('a middleware this build does not enforce is refused by every entry point, never run (fail closed)', () => {
+    const config = { routes: [{ path: '/', upstream: 'http://127.0.0.1:1', middlewares: [{ type: 'jwt', config: { secret: 'x'.repeat(32) } }] }] };
+    const shape = validateConfig(config);
+    expect('config' in shape).toBe(true);
+    const missing = [...['rate_limit', 'cors', 'auth', 'jwt', 'cache', 'headers', 'module']].filter((type) => !ENFORCED_MIDDLEWARE.has(type));
+    if (missing.includes('jwt')) {
+      expect(() => loadConfig(config)).toThrow(/routes\[0\]\.middlewares\[0\]\.type: middleware "jwt" is not enforced/);
+      expect(() => createProxy(config)).toThrow(ConfigError);
+    }
   });
 });
 

@@ -201,9 +201,36 @@ export function validateConfig(input: unknown, options: ValidateOptions = {}): {
   return { config: deepFreeze(config) };
 }
 
-/** `validateConfig`, throwing a ConfigError (naming `source`, e.g. the file) when invalid. */
+/**
+ * `validateConfig`, then what this build can enforce (see `unenforced`);
+ * throws a ConfigError (naming `source`, e.g. the file) listing every
+ * problem. Every way a config reaches the proxy (start, reload, `validate`,
+ * createProxy) goes through here.
+ */
 export function loadConfig(input: unknown, options: ValidateOptions & { source?: string } = {}): ZproxyConfig {
   const result = validateConfig(input, options);
   if ('errors' in result) throw new ConfigError(result.errors, options.source);
+  const refused = unenforced(result.config);
+  if (refused.length > 0) throw new ConfigError(refused, options.source);
   return result.config;
+}
+
+/**
+ * Middleware types this build enforces. A config that uses any other is
+ * refused, never run with a control that would silently do nothing (SPEC
+ * §8: fail closed): its shape is checked by `validateConfig`, but starting
+ * it would leave routes unprotected.
+ */
+export const ENFORCED_MIDDLEWARE: ReadonlySet<string> = new Set<string>([]);
+
+/** One problem per middleware entry this build cannot enforce, by JSON path. */
+export function unenforced(config: ZproxyConfig): string[] {
+  const problems: string[] = [];
+  const check = (list: readonly { type: string }[], path: string) =>
+    list.forEach((entry, i) => {
+      if (!ENFORCED_MIDDLEWARE.has(entry.type)) problems.push(`${path}[${i}].type: middleware "${entry.type}" is not enforced by this version of zproxy; refused rather than run without it`);
+    });
+  check(config.middlewares, 'middlewares');
+  config.routes.forEach((route, i) => check(route.middlewares, `routes[${i}].middlewares`));
+  return problems;
 }
