@@ -104,6 +104,8 @@ test('--upstream without a config file and --no-admin: the one-line use', async 
   const proxy = await startCli(['start', '--upstream', `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, '--port', '0', '--no-admin']);
   try {
     expect(proxy.output()).not.toMatch(/admin http/);
+    // The one-liner serves this machine only.
+    expect(proxy.output()).toMatch(/listening on 127\.0\.0\.1:\d+/);
     const port = listeningPort(proxy.output());
     const answer = await exchange(port, 'GET /one/line HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     expect(answer).toMatch(/\r\n\r\nupstream saw \/one\/line$/);

@@ -36,11 +36,32 @@ test('--version prints the package version', async () => {
   expect(stdout.trim()).toBe(version);
 });
 
-test('an unknown command or option is a usage error', async () => {
+test('an unknown command or option is a usage error, with the option it most likely meant', async () => {
   expect((await run(['frobnicate'])).code).toBe(2);
   const { code, stderr } = await run(['start', '--prot', '80']);
   expect(code).toBe(2);
-  expect(stderr).toMatch(/unknown option --prot/);
+  expect(stderr).toMatch(/unknown option --prot \(did you mean --port\?\)/);
+  expect(stderr).toMatch(/zproxy --help/);
+  expect((await run(['start', '--frobnicate', '1'])).stderr).toMatch(/unknown option --frobnicate\n/);
+});
+
+test('--help after a command prints the usage; validate never reads a file named --help', async () => {
+  for (const args of [['start', '--help'], ['start', '--port', '1', '-h'], ['validate', '--help']]) {
+    const { code, stdout, stderr } = await run(args);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/zproxy start \[--config FILE\]/);
+    expect(stderr).toBe('');
+  }
+  const { code, stderr } = await run(['validate', '--strict', 'x.json']);
+  expect(code).toBe(2);
+  expect(stderr).toMatch(/unknown option --strict/);
+});
+
+test('--upstream without a scheme is blamed on --upstream, with the likely fix', async () => {
+  const { code, stderr } = await run(['start', '--upstream', '127.0.0.1:3000']);
+  expect(code).toBe(2);
+  expect(stderr).toMatch(/--upstream expects a URL like http:\/\/127\.0\.0\.1:3000, got "127\.0\.0\.1:3000" \(did you mean http:\/\/127\.0\.0\.1:3000\?\)/);
+  expect(stderr).not.toMatch(/routes\[0\]/);
 });
 
 test('validate: a valid file exits 0', async () => {
@@ -53,11 +74,14 @@ test('validate: one line per problem, each naming its JSON path', async () => {
   const file = tempConfig({ port: 'eighty', routes: [{ path: '/a', upstream: 'ftp://x' }], admni: null });
   const { code, stderr } = await run(['validate', file]);
   expect(code).toBe(1);
+  // Each line names the file first, as a compiler's do.
   const lines = stderr.trim().split('\n');
   expect(lines).toHaveLength(3);
-  expect(lines.some((l) => l.startsWith('port: '))).toBe(true);
-  expect(lines.some((l) => l.startsWith('routes[0].upstream'))).toBe(true);
-  expect(lines.some((l) => l.startsWith('admni: ') && l.includes('"admin"'))).toBe(true);
+  expect(lines.every((l) => l.startsWith(`${file}: `))).toBe(true);
+  const problems = lines.map((l) => l.slice(file.length + 2));
+  expect(problems.some((l) => l.startsWith('port: '))).toBe(true);
+  expect(problems.some((l) => l.startsWith('routes[0].upstream'))).toBe(true);
+  expect(problems.some((l) => l.startsWith('admni: ') && l.includes('"admin"'))).toBe(true);
 });
 
 test('start refuses an invalid config with the same messages', async () => {

@@ -82,7 +82,7 @@ function editDistance(a: string, b: string): number {
 }
 
 /** The known key a misspelt one most likely meant, if any is close. */
-function closestKey(key: string, known: readonly string[]): string | undefined {
+export function closestKey(key: string, known: readonly string[]): string | undefined {
   const typed = key.toLowerCase();
   let best: string | undefined;
   let bestDistance = Infinity;
