@@ -317,6 +317,7 @@ describe('normalisation', () => {
         max_fails: 3,
         fail_timeout_ms: 10000,
         keepalive_timeout_ms: 4000,
+        max_connections: 1024,
         tls_verify: true,
       },
       strip_prefix: false,
@@ -367,6 +368,7 @@ describe('normalisation', () => {
       max_fails: 3,
       fail_timeout_ms: 10000,
       keepalive_timeout_ms: 4000,
+      max_connections: 1024,
       tls_verify: true,
     });
   });

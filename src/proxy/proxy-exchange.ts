@@ -9,8 +9,13 @@
  * whose body has not been streamed yet (a stale pooled connection once more,
  * transparently). Nothing is retried once the response has started.
  *
+ * At the target's max_connections the request waits in line for a
+ * connection (connection-pool.ts), as the pool's ConnectionWaiter, and gets
+ * a 503 when none comes within the connect timeout.
+ *
  * A retry replays the whole request, or is not made. Body bytes that arrive
- * before the request has a connected upstream are held (`unsent`; past
+ * before the request has a connected upstream (waiting in line, or
+ * connecting) are held (`unsent`; past
  * HOLD_BODY_BYTES the client's reading pauses), so a connect failure sends
  * them all to the next target; once a body byte went to a connected
  * upstream, nothing can replay it, and a reset is a 502. Pausing the
@@ -32,6 +37,7 @@ import type { RouteConfig } from '../config/types';
 import type { WorkerContext } from '../server/worker-context';
 import type { UpstreamGroup } from '../upstream/upstreams';
 import type { Target } from '../upstream/target';
+import type { ConnectionPool, ConnectionWaiter } from '../upstream/connection-pool';
 import type { UpstreamConnection, UpstreamExchange, UpstreamFailure } from '../upstream/upstream-connection';
 import type { TunnelUpgrade } from '../tunnel/upgrade';
 import type { RequestId } from '../util/request-id';
@@ -41,6 +47,7 @@ import {
   InternalError,
   NoHealthyTargetError,
   UpstreamBadResponseError,
+  UpstreamBusyError,
   UpstreamConnectError,
   UpstreamResetError,
   UpstreamTimeoutError,
@@ -120,12 +127,14 @@ export interface ExchangeRequest {
 /** Methods a proxy may send again after a failure (RFC 9110 §9.2.2). */
 export const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 
-export class ProxyExchange implements UpstreamExchange, BalancerInput {
+export class ProxyExchange implements UpstreamExchange, ConnectionWaiter, BalancerInput {
   readonly method: string;
   readonly clientIp: string;
   readonly upgrading: boolean;
   private target: Target | null = null;
   private conn: UpstreamConnection | null = null;
+  /** The pool whose line this request waits in, if it does. */
+  private waitingIn: ConnectionPool | null = null;
   private attempts = 0;
   private staleRetried = false;
   /** Body bytes not yet written to a connected upstream (a retry sends them all); null once connected, and without a body. */
@@ -201,10 +210,23 @@ export class ProxyExchange implements UpstreamExchange, BalancerInput {
   abort(): void {
     if (this.done) return;
     this.done = true;
+    this.waitingIn?.cancel(this);
     this.bodySplice?.cancel();
     this.target?.end();
     this.conn?.destroy();
     this.conn = null;
+  }
+
+  // --- ConnectionWaiter: what the pool reports to a request in line -------
+
+  connectionReady(conn: UpstreamConnection): void {
+    this.waitingIn = null;
+    this.use(conn);
+  }
+
+  waitTimedOut(): void {
+    this.waitingIn = null;
+    this.refuseBusy();
   }
 
   // --- UpstreamExchange: what the connection reports -----------------------
@@ -305,7 +327,16 @@ export class ProxyExchange implements UpstreamExchange, BalancerInput {
     // After a reset no body byte was sent (or there is no retry): the next connection gets the body from its start.
     if (this.request.hasBody && this.unsent === null) this.unsent = [];
     const pool = this.ctx.upstreams.pool(target);
-    this.use(this.upgrading ? pool.connect() : pool.acquire());
+    const acquired = pool.acquire(this, this.upgrading);
+    if (acquired === 'queued') this.waitingIn = pool;
+    else if (acquired === 'full') this.refuseBusy();
+    else this.use(acquired);
+  }
+
+  /** No connection to the target within its max_connections: not the target's failure. */
+  private refuseBusy(): void {
+    this.target!.end();
+    this.fail(new UpstreamBusyError());
   }
 
   /** Sends the request on `conn`: the head at once, the body held so far once it is connected. */
