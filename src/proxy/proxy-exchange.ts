@@ -15,13 +15,12 @@
  *
  * A retry replays the whole request, or is not made. Body bytes that arrive
  * before the request has a connected upstream (waiting in line, or
- * connecting) are held (`unsent`; past
- * HOLD_BODY_BYTES the client's reading pauses), so a connect failure sends
- * them all to the next target; once a body byte went to a connected
- * upstream, nothing can replay it, and a reset is a 502. Pausing the
- * client's reading is this exchange's business alone (holdClient), and
- * every way it ends undoes its pause: a keep-alive connection always goes on
- * to its next request, or closes.
+ * connecting) are held (`unsent`; past HOLD_BODY_BYTES the client's reading
+ * pauses), so a connect failure sends them all to the next target; once a
+ * body byte went to a connected upstream, nothing can replay it, and a reset
+ * is a 502. Pausing the client's reading is this exchange's business alone
+ * (holdClient), and every way it ends undoes its pause: a keep-alive
+ * connection always goes on to its next request, or closes.
  *
  * An upstream that answers before the whole body arrived (a 413; python's
  * http.server answering a POST with 501) gets no more of it, as nginx stops
@@ -70,7 +69,7 @@ export const COPY_BODY_MAX_BYTES = 16 * 1024;
  * The reads already under way may add one more, so a request holds at most
  * about twice this, and always all it has received: a retry replays it whole.
  */
-export const HOLD_BODY_BYTES = 64 * 1024;
+const HOLD_BODY_BYTES = 64 * 1024;
 
 /**
  * The client side of an exchange: the protocol session that asked (HTTP/1
@@ -206,10 +205,10 @@ export class ProxyExchange implements UpstreamExchange, ConnectionWaiter, Balanc
     this.requestComplete = true;
   }
 
-  /** The client went away: cancel the upstream request. */
+  /** The client went away, or its side gave up on the request: cancel the upstream request. */
   abort(): void {
     if (this.done) return;
-    this.done = true;
+    this.finish();
     this.waitingIn?.cancel(this);
     this.bodySplice?.cancel();
     this.target?.end();
@@ -324,7 +323,7 @@ export class ProxyExchange implements UpstreamExchange, ConnectionWaiter, Balanc
     this.attempts++;
     this.target = target;
     target.begin();
-    // After a reset no body byte was sent (or there is no retry): the next connection gets the body from its start.
+    // Retried after a reset, the request had sent no body byte: the new connection gets the body from its start.
     if (this.request.hasBody && this.unsent === null) this.unsent = [];
     const pool = this.ctx.upstreams.pool(target);
     const acquired = pool.acquire(this, this.upgrading);

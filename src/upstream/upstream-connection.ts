@@ -128,7 +128,7 @@ export class UpstreamConnection {
       : net.connect({ host, port, noDelay: true, onread } as unknown as net.NetConnectOpts);
     // The connect timeout (a socket timer, once per connection) covers the TLS handshake too: connected means ready for the request.
     this.socket.setTimeout(connectTimeoutMs);
-    keepOpenOnWriteError(this.socket);
+    autoDestroy(this.socket, false);
     this.socket.on(tlsOptions ? 'secureConnect' : 'connect', () => this.onConnect());
     this.socket.on('drain', () => this.exchange?.onWritable());
     this.socket.on('timeout', () => this.onTimeout());
@@ -168,7 +168,8 @@ export class UpstreamConnection {
       this.heard = false;
       this.deadline = now + this.timeoutMs;
     } else if (now >= this.deadline) {
-      this.fail(this.paused ? 'client_stalled' : 'timeout', timedOut(this.paused ? 'client took nothing of the response in time' : 'upstream response timed out'));
+      if (this.paused) this.fail('client_stalled', timedOut('the client took none of the response in time'));
+      else this.fail('timeout', timedOut('upstream response timed out'));
     }
   }
 
@@ -321,10 +322,7 @@ export class UpstreamConnection {
     this.reusable = false;
     this.awaitingHead = false;
     this.timing = false;
-    // The tunnel relies on Node closing the socket once both directions have ended.
-    const states = this.socket as unknown as StreamStates;
-    states._readableState.autoDestroy = true;
-    states._writableState.autoDestroy = true;
+    autoDestroy(this.socket, true);
     exchange.onSwitchingProtocols(head, rest);
   }
 
@@ -439,21 +437,22 @@ export class UpstreamConnection {
   }
 }
 
-/** Node's stream state objects, as far as keepOpenOnWriteError needs them. */
+/** Node's stream state objects, as far as autoDestroy and refuseWrites need them. */
 interface StreamStates {
   _readableState: { autoDestroy: boolean; errored: Error | null };
   _writableState: { autoDestroy: boolean };
 }
 
 /**
- * Node destroys a socket whose write fails (autoDestroy), and with it the
- * response an upstream sent before it stopped reading (see the header). An
- * UpstreamConnection destroys its socket itself on every way out (a failure,
- * an end, a release that does not keep it, a tunnel's close), so the socket
- * need not close itself, except as a tunnel (switchProtocols turns it back on).
+ * Whether Node destroys the socket by itself, on a failed write and once
+ * both directions have ended. Off while the connection carries requests: a
+ * failed write must not drop the response an upstream sent before it
+ * stopped reading (see the header), and every way out of this class
+ * destroys the socket itself (a failure, an end, a release that does not
+ * keep it). On again for a WebSocket tunnel, which relies on it.
  */
-function keepOpenOnWriteError(socket: net.Socket): void {
+function autoDestroy(socket: net.Socket, on: boolean): void {
   const states = socket as unknown as StreamStates;
-  states._readableState.autoDestroy = false;
-  states._writableState.autoDestroy = false;
+  states._readableState.autoDestroy = on;
+  states._writableState.autoDestroy = on;
 }
