@@ -153,6 +153,32 @@ describe('the line for a connection (native)', () => {
     for (const c of [holder, first, second]) c.destroy();
   });
 
+  test('a target reached by two routes gets the smaller of their caps', async () => {
+    const up = await startRecordingUpstream(async (req, res) => {
+      await sleep(30);
+      res.send(200, [], req.target);
+    });
+    const target = { targets: [{ url: up.url }], max_fails: 0 };
+    const port = await proxyFor(
+      [
+        { path: '/wide', upstream: { ...target, max_connections: 8 } },
+        { path: '/narrow', upstream: { ...target, max_connections: 1 } },
+      ],
+      { thread_count: 1 },
+    );
+    const statuses = await Promise.all(
+      Array.from({ length: 6 }, async (_, i) => {
+        const client = await RawClient.open(port);
+        client.write(requestHead('GET', `/wide/${i}`, []));
+        const res = await client.response('GET', 10_000);
+        client.destroy();
+        return res.status;
+      }),
+    );
+    expect(statuses).toEqual(Array(6).fill(200));
+    expect(up.connectionCount).toBe(1);
+  });
+
   test('a connection that closes lets the first in line connect', async () => {
     const { up, release } = await gatedUpstream();
     const port = await proxyFor(capped(up.url, 1), { thread_count: 1 });

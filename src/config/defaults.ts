@@ -81,10 +81,10 @@ export const UPSTREAM_DEFAULTS: Readonly<UpstreamScalars> = Object.freeze({
   /** Below the 5 s keep-alive of Node and many app servers, so we close an idle connection before they do. */
   keepalive_timeout_ms: 4_000,
   /**
-   * Open connections per target and worker (nginx's max_conns, Envoy's
-   * max_connections, both unlimited or 1024 by default): far above what a
-   * healthy upstream needs, low enough that one HTTP/2 client's streams
-   * cannot open thousands of sockets.
+   * Open connections per target and worker, Envoy's default for its
+   * max_connections (nginx's max_conns has none): far above what a healthy
+   * upstream needs, low enough that one HTTP/2 client's streams cannot open
+   * thousands of sockets.
    */
   max_connections: 1024,
   tls_verify: true,
