@@ -53,6 +53,7 @@ export const errorSpecs = {
   ZP_ERR_UPSTREAM_RESET: { status: 502, side: 'upstream', retryable: true, message: 'upstream closed the connection before responding' },
   ZP_ERR_UPSTREAM_BAD_RESPONSE: { status: 502, side: 'upstream', retryable: false, message: 'upstream sent an invalid response' },
   ZP_ERR_NO_HEALTHY_TARGET: { status: 503, side: 'upstream', retryable: false, message: 'no healthy upstream target' },
+  ZP_ERR_UPSTREAM_BUSY: { status: 503, side: 'upstream', retryable: false, message: 'upstream connection limit reached' },
   ZP_ERR_UPSTREAM_TIMEOUT: { status: 504, side: 'upstream', retryable: false, message: 'upstream did not respond in time' },
 } as const satisfies Record<string, ErrorSpec>;
 
@@ -73,6 +74,7 @@ export const UpstreamConnectError = defineError('ZP_ERR_UPSTREAM_CONNECT', error
 export const UpstreamResetError = defineError('ZP_ERR_UPSTREAM_RESET', errorSpecs.ZP_ERR_UPSTREAM_RESET);
 export const UpstreamBadResponseError = defineError('ZP_ERR_UPSTREAM_BAD_RESPONSE', errorSpecs.ZP_ERR_UPSTREAM_BAD_RESPONSE);
 export const NoHealthyTargetError = defineError('ZP_ERR_NO_HEALTHY_TARGET', errorSpecs.ZP_ERR_NO_HEALTHY_TARGET);
+export const UpstreamBusyError = defineError('ZP_ERR_UPSTREAM_BUSY', errorSpecs.ZP_ERR_UPSTREAM_BUSY);
 export const UpstreamTimeoutError = defineError('ZP_ERR_UPSTREAM_TIMEOUT', errorSpecs.ZP_ERR_UPSTREAM_TIMEOUT);
 
 /** The JSON body the client receives for an error. */

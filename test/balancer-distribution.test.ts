@@ -6,7 +6,7 @@ import { Target } from '../dist/upstream/target';
 const ALGORITHMS: LoadBalancing[] = ['round_robin', 'least_connections', 'random', 'ip_hash', 'consistent_hash'];
 
 function targets(weights: number[]): Target[] {
-  return weights.map((weight, i) => new Target(`http://10.0.0.${i + 1}:8080`, weight, { max_fails: 1, fail_timeout_ms: 60_000 }));
+  return Target.group(weights.map((weight, i) => new Target(`http://10.0.0.${i + 1}:8080`, weight, { max_fails: 1, fail_timeout_ms: 60_000 })));
 }
 
 function balancer(algorithm: LoadBalancing, group: Target[], hashKey?: string): BalancerBase {
@@ -18,6 +18,7 @@ function balancer(algorithm: LoadBalancing, group: Target[], hashKey?: string): 
     fail_timeout_ms: 60_000,
     keepalive_timeout_ms: 4_000,
     tls_verify: true,
+    max_connections: 1024,
   };
   return createBalancer(config, group);
 }
@@ -42,8 +43,14 @@ function sequence(b: BalancerBase, group: Target[], n: number, input = request()
   return Array.from({ length: n }, () => group.indexOf(b.pick(input)!));
 }
 
+/** Passive ejection (max_fails 1): only while another target of the group serves. */
 function eject(target: Target): void {
-  target.recordFailure(Date.now());
+  expect(target.recordFailure(Date.now())).toBe(true);
+}
+
+/** Out by the active checks' verdict. */
+function down(target: Target): void {
+  target.healthy = false;
 }
 
 describe('round_robin', () => {
@@ -261,9 +268,21 @@ describe.each(ALGORITHMS)('%s: availability and retries', (algorithm) => {
 
   test('all unavailable gives null', () => {
     const group = targets([1, 2, 1]);
-    group.forEach(eject);
+    eject(group[0]);
+    down(group[1]);
+    down(group[2]);
     const b = balancer(algorithm, group);
     for (let i = 0; i < 20; i++) expect(b.pick(nthRequest(i))).toBeNull();
+  });
+
+  test('passive failures alone never leave the group without a target to pick', () => {
+    const group = targets([1, 2, 1]);
+    const b = balancer(algorithm, group);
+    for (let round = 0; round < 3; round++) {
+      for (const target of group) target.recordFailure(Date.now());
+      for (let i = 0; i < 20; i++) expect(b.pick(nthRequest(i))).not.toBeNull();
+    }
+    expect(group.filter((t) => t.serving)).toHaveLength(1);
   });
 
   test('exclude is avoided while another target is available, and used when it is the only one', () => {
@@ -278,19 +297,19 @@ describe.each(ALGORITHMS)('%s: availability and retries', (algorithm) => {
     eject(group[1]);
     eject(group[2]);
     expect(b.pick(nthRequest(1), group[0])).toBe(group[0]);
-    eject(group[0]);
+    down(group[0]);
     expect(b.pick(nthRequest(1), group[0])).toBeNull();
   });
 
   test('an ejected target comes back after its cooldown (the clock is read only when needed)', () => {
     let now = 1_000;
     const group = targets([1, 1]);
-    const config = { targets: [], load_balancing: algorithm, hash_key: 'header:x-user', max_fails: 1, fail_timeout_ms: 60_000, keepalive_timeout_ms: 0, tls_verify: true };
+    const config = { targets: [], load_balancing: algorithm, hash_key: 'header:x-user', max_fails: 1, fail_timeout_ms: 60_000, keepalive_timeout_ms: 0, tls_verify: true, max_connections: 1024 };
     const b = createBalancer(config, group, { now: () => now });
-    group[0].recordFailure(now);
-    group[1].recordFailure(now);
+    expect(group[0].recordFailure(now)).toBe(true);
+    down(group[1]);
     expect(b.pick(nthRequest(0))).toBeNull();
     now += 60_000;
-    expect(b.pick(nthRequest(0))).not.toBeNull();
+    expect(b.pick(nthRequest(0))).toBe(group[0]);
   });
 });

@@ -320,6 +320,7 @@ describe('normalisation', () => {
         max_fails: 3,
         fail_timeout_ms: 10000,
         keepalive_timeout_ms: 4000,
+        max_connections: 1024,
         tls_verify: true,
       },
       strip_prefix: false,
@@ -370,6 +371,7 @@ describe('normalisation', () => {
       max_fails: 3,
       fail_timeout_ms: 10000,
       keepalive_timeout_ms: 4000,
+      max_connections: 1024,
       tls_verify: true,
     });
   });

@@ -1,9 +1,14 @@
 /**
  * Target health over real upstreams: passive ejection after max_fails (with
  * no client-visible errors for idempotent requests, and the target back
- * after fail_timeout_ms), active health checks taking a target out and
- * bringing it back, and 503 JSON when no target is left.
+ * after fail_timeout_ms, logged at warn), never of the last target serving
+ * (as nginx never marks a lone server down), active health checks taking a
+ * target out and bringing it back, and 503 JSON when no target is left.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { listeningPort, startCli } from './helpers/server';
 import {
   RawClient,
   RecordingUpstream,
@@ -129,7 +134,7 @@ test('no healthy target (active checks): 503 with a JSON error body', async () =
   client.destroy();
 });
 
-test('all targets down (connections refused): 502 while they are tried, then 503 once all are ejected; never a hang', async () => {
+test('all targets down (connections refused): every request is tried and gets 502, never a 503 from passive ejection, never a hang', async () => {
   const ports = [await refusedPort(), await refusedPort()];
   const port = await proxyFor([{ path: '/', upstream: { targets: ports.map((p) => ({ url: `http://127.0.0.1:${p}` })), max_fails: 1, fail_timeout_ms: 10_000 } }], { thread_count: 1 });
   const statuses: number[] = [];
@@ -138,11 +143,51 @@ test('all targets down (connections refused): 502 while they are tried, then 503
     client.write(requestHead('GET', '/x', []));
     const res = await client.response('GET', 8000);
     statuses.push(res.status);
-    if (res.status === 503) expect(errorBody(res)).toMatchObject({ status: 503 });
+    expect(errorBody(res)).toMatchObject({ status: 502 });
     client.destroy();
   }
-  expect(statuses.every((s) => s === 502 || s === 503)).toBe(true);
-  expect(statuses[statuses.length - 1]).toBe(503);
+  expect(statuses).toEqual(Array(6).fill(502));
+});
+
+test('a single target that fails is never ejected: once it answers again, so does zproxy (no 503 for fail_timeout_ms)', async () => {
+  let failing = 3;
+  const up = await startRecordingUpstream((_req, res) => (failing-- > 0 ? res.reset() : res.send(200, [], 'back')));
+  const port = await proxyFor([{ path: '/', retries: 0, upstream: { targets: [{ url: up.url }], max_fails: 1, fail_timeout_ms: 60_000 } }], { thread_count: 1 });
+  const statuses: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const client = await RawClient.open(port);
+    client.write(requestHead('GET', `/s${i}`, []));
+    statuses.push((await client.response('GET', 8000)).status);
+    client.destroy();
+  }
+  expect(statuses).toEqual([502, 502, 502, 200, 200]);
+  expect(up.requests).toHaveLength(5);
+});
+
+test('an ejection is logged at warn with the target, its failures and for how long', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'zproxy-health-'));
+  const good = await startRecordingUpstream();
+  const dead = `http://127.0.0.1:${await refusedPort()}`;
+  const file = path.join(dir, 'config.json');
+  writeFileSync(file, JSON.stringify({ host: '127.0.0.1', port: 0, admin: null, thread_count: 1, routes: [{ path: '/', upstream: { targets: [{ url: dead }, { url: good.url }], max_fails: 2, fail_timeout_ms: 7000 } }] }));
+  const proxy = await startCli(['start', '--config', file]);
+  try {
+    const port = listeningPort(proxy.output());
+    for (let i = 0; i < 4; i++) {
+      const client = await RawClient.open(port);
+      client.write(requestHead('GET', `/l${i}`, []));
+      expect((await client.response('GET', 8000)).status).toBe(200);
+      client.destroy();
+    }
+    for (const start = Date.now(); !proxy.output().includes('ejected') && Date.now() - start < 5000; ) await sleep(50);
+    const line = proxy.output().split('\n').find((l) => l.includes('ejected'));
+    expect(line).toBeDefined();
+    expect(JSON.parse(line!)).toMatchObject({ level: 40, target: dead, failures: 2, ejected_ms: 7000 });
+  } finally {
+    proxy.child.kill('SIGTERM');
+    await proxy.exited;
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('two proxies in one process: one proxy\'s health verdicts do not leak into the other', async () => {

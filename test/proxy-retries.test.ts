@@ -3,10 +3,17 @@
  * connection (refused, reset before any response byte) is retried on another
  * target for requests safe to replay; a POST whose body reached an upstream
  * is never replayed; `retries: 0` never retries; a stale pooled keep-alive
- * connection is replaced transparently.
+ * connection is replaced transparently. A retried request carries its whole
+ * body, and the client connection goes on reading afterwards (HTTP/1 and
+ * HTTP/2 clients, native and fallback).
  */
+import http2 from 'node:http2';
+import { createHash, randomBytes } from 'node:crypto';
 import { RawClient, errorBody, refusedPort, requestHead, sleep, startRecordingUpstream } from './helpers/upstreams';
 import { proxyFor } from './helpers/proxy-per-test';
+import { RUNTIMES } from './helpers/server';
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 const post = (path: string, body: string, extra = ''): string => `POST ${path} HTTP/1.1\r\nHost: p\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`;
 
@@ -174,4 +181,70 @@ test('a timeout (504) is not retried on another target', async () => {
   expect(statuses.filter((s) => s === 504)).toHaveLength(hanging.requests.length);
   expect(statuses.filter((s) => s === 200)).toHaveLength(good.requests.length);
   expect(hanging.requests.length + good.requests.length).toBe(4);
+});
+
+describe.each(RUNTIMES)('%s: a request retried after a refused connect', (_name, noNative) => {
+  /** Round robin over [refused, live] with one worker: every request tries the refused target first. */
+  async function refusedThenLive(): Promise<{ port: number; live: Awaited<ReturnType<typeof startRecordingUpstream>> }> {
+    const live = await startRecordingUpstream();
+    const dead = `http://127.0.0.1:${await refusedPort()}`;
+    const port = await proxyFor([{ path: '/', timeout_ms: 3000, retries: 1, upstream: { targets: [{ url: dead }, { url: live.url }], max_fails: 0 } }], { thread_count: 1 }, noNative);
+    return { port, live };
+  }
+
+  test('HTTP/1: POSTs of 100 000, 50 000, 65 481 and 1 000 bytes arrive whole, once each, and the keep-alive connection goes on', async () => {
+    const { port, live } = await refusedThenLive();
+    const client = await RawClient.open(port);
+    const bodies = [100_000, 50_000, 65_481, 1_000].map((n) => randomBytes(n));
+    for (const [i, body] of bodies.entries()) {
+      client.write(Buffer.concat([Buffer.from(`POST /up${i} HTTP/1.1\r\nHost: p\r\nContent-Length: ${body.length}\r\n\r\n`), body]));
+      expect((await client.response('POST', 8000)).status).toBe(200);
+    }
+    client.write(requestHead('GET', '/after', []));
+    expect((await client.response('GET', 8000)).status).toBe(200);
+    expect(live.requests.map((r) => r.target)).toEqual(['/up0', '/up1', '/up2', '/up3', '/after']);
+    expect(live.requests.slice(0, 4).map((r) => sha(r.body))).toEqual(bodies.map(sha));
+    client.destroy();
+  });
+
+  test('HTTP/1: a chunked upload retried onto a pooled connection arrives whole, and the next request is read', async () => {
+    const { port, live } = await refusedThenLive();
+    const client = await RawClient.open(port);
+    client.write(requestHead('GET', '/warm', []));
+    expect((await client.response('GET', 8000)).status).toBe(200);
+    const body = randomBytes(50_000);
+    const chunks = [body.subarray(0, 20_000), body.subarray(20_000)].map((c) => Buffer.concat([Buffer.from(`${c.length.toString(16)}\r\n`), c, Buffer.from('\r\n')]));
+    client.write(Buffer.concat([Buffer.from('POST /chunked HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n'), ...chunks, Buffer.from('0\r\n\r\n')]));
+    expect((await client.response('POST', 8000)).status).toBe(200);
+    client.write(requestHead('GET', '/after', []));
+    expect((await client.response('GET', 8000)).status).toBe(200);
+    expect(live.requests.map((r) => r.target)).toEqual(['/warm', '/chunked', '/after']);
+    expect(sha(live.requests[1].body)).toBe(sha(body));
+    client.destroy();
+  });
+
+  test('HTTP/2 client: uploads of 100 000 and 50 000 bytes arrive whole, and the session goes on', async () => {
+    const { port, live } = await refusedThenLive();
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    session.on('error', () => undefined);
+    try {
+      const bodies = [100_000, 50_000].map((n) => randomBytes(n));
+      const ask = (path: string, body?: Buffer): Promise<number> =>
+        new Promise((resolve, reject) => {
+          const stream = session.request({ ':method': body ? 'POST' : 'GET', ':path': path }, { endStream: !body });
+          const timer = setTimeout(() => reject(new Error(`${path}: no answer within 8 s`)), 8000);
+          let status = 0;
+          stream.on('response', (headers) => (status = Number(headers[':status'])));
+          stream.on('error', reject);
+          stream.on('end', () => (clearTimeout(timer), resolve(status)));
+          stream.resume();
+          if (body) stream.end(body);
+        });
+      for (const [i, body] of bodies.entries()) expect(await ask(`/h2-${i}`, body)).toBe(200);
+      expect(await ask('/h2-after')).toBe(200);
+      expect(live.requests.slice(0, 2).map((r) => sha(r.body))).toEqual(bodies.map(sha));
+    } finally {
+      session.destroy();
+    }
+  });
 });

@@ -37,9 +37,11 @@ describe('Target', () => {
 
 describe('passive ejection', () => {
   const options = { max_fails: 3, fail_timeout_ms: 1_000 };
+  /** `t` and a healthy partner, one group: `t` may be ejected while the partner serves. */
+  const paired = (t: Target): Target => (Target.group([t, new Target('http://127.0.0.1:2', 1, options)]), t);
 
   test('ejected after max_fails consecutive failures; a success resets the count', () => {
-    const t = new Target('http://127.0.0.1:1', 1, options);
+    const t = paired(new Target('http://127.0.0.1:1', 1, options));
     expect(t.recordFailure(0)).toBe(false);
     expect(t.recordFailure(0)).toBe(false);
     t.recordSuccess();
@@ -52,7 +54,7 @@ describe('passive ejection', () => {
   });
 
   test('cooldown, then one half-open probe; its failure ejects again at once', () => {
-    const t = new Target('http://127.0.0.1:1', 1, options);
+    const t = paired(new Target('http://127.0.0.1:1', 1, options));
     for (let i = 0; i < 3; i++) t.recordFailure(0);
     expect(t.available(999)).toBe(false);
     expect(t.available(1_000)).toBe(true);
@@ -65,7 +67,7 @@ describe('passive ejection', () => {
   });
 
   test('a successful probe restores the target', () => {
-    const t = new Target('http://127.0.0.1:1', 1, options);
+    const t = paired(new Target('http://127.0.0.1:1', 1, options));
     for (let i = 0; i < 3; i++) t.recordFailure(0);
     t.begin();
     t.recordSuccess();
@@ -75,7 +77,7 @@ describe('passive ejection', () => {
   });
 
   test('a probe that ends without a verdict lets the next one through', () => {
-    const t = new Target('http://127.0.0.1:1', 1, options);
+    const t = paired(new Target('http://127.0.0.1:1', 1, options));
     for (let i = 0; i < 3; i++) t.recordFailure(0);
     t.begin();
     t.end();
@@ -83,9 +85,39 @@ describe('passive ejection', () => {
   });
 
   test('max_fails 0 never ejects', () => {
-    const t = new Target('http://127.0.0.1:1', 1, { max_fails: 0, fail_timeout_ms: 1_000 });
+    const t = paired(new Target('http://127.0.0.1:1', 1, { max_fails: 0, fail_timeout_ms: 1_000 }));
     for (let i = 0; i < 100; i++) expect(t.recordFailure(0)).toBe(false);
     expect(t.available(0)).toBe(true);
+  });
+
+  test('a lone target is never ejected by failures (nginx: a single server is never marked down)', () => {
+    const lone = new Target('http://127.0.0.1:1', 1, options);
+    const fromConfig = Target.fromConfig({ targets: [{ url: 'http://127.0.0.1:1', weight: 1 }], load_balancing: 'round_robin', ...options, keepalive_timeout_ms: 0, tls_verify: true, max_connections: 1024 })[0];
+    for (const t of [lone, fromConfig]) {
+      for (let i = 0; i < 10; i++) expect(t.recordFailure(i)).toBe(false);
+      expect(t.serving).toBe(true);
+    }
+  });
+
+  test('the last target of a group still serving stays in, whatever the order of failures', () => {
+    const [a, b, c] = Target.group([1, 2, 3].map((n) => new Target(`http://127.0.0.1:${n}`, 1, { max_fails: 1, fail_timeout_ms: 1_000 })));
+    expect(a.recordFailure(0)).toBe(true);
+    c.healthy = false; // out by active checks
+    expect(b.recordFailure(0)).toBe(false); // b is the last one serving
+    expect(b.serving).toBe(true);
+    c.healthy = true;
+    expect(b.recordFailure(10)).toBe(true); // c serves again: b may go
+    expect([a.serving, b.serving, c.serving]).toEqual([false, false, true]);
+  });
+
+  test('a probe that fails while no other target serves ends its ejection instead of renewing it', () => {
+    const [a, b] = Target.group([1, 2].map((n) => new Target(`http://127.0.0.1:${n}`, 1, { max_fails: 1, fail_timeout_ms: 1_000 })));
+    expect(a.recordFailure(0)).toBe(true);
+    b.healthy = false;
+    a.begin(); // the probe, after the cooldown
+    expect(a.recordFailure(1_000)).toBe(false);
+    a.end();
+    expect(a.serving).toBe(true);
   });
 });
 

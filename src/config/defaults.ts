@@ -77,7 +77,7 @@ export const ROUTE_DEFAULTS: Readonly<RouteScalars> = Object.freeze({
 
 export const RESPOND_DEFAULTS: Readonly<Pick<DirectResponse, 'status' | 'body'>> = Object.freeze({ status: 200, body: '' });
 
-type UpstreamScalars = Pick<UpstreamConfig, 'max_fails' | 'fail_timeout_ms' | 'keepalive_timeout_ms' | 'tls_verify'>;
+type UpstreamScalars = Pick<UpstreamConfig, 'max_fails' | 'fail_timeout_ms' | 'keepalive_timeout_ms' | 'max_connections' | 'tls_verify'>;
 
 export const DEFAULT_LOAD_BALANCING: LoadBalancing = 'round_robin';
 export const DEFAULT_TARGET_WEIGHT = 1;
@@ -87,6 +87,13 @@ export const UPSTREAM_DEFAULTS: Readonly<UpstreamScalars> = Object.freeze({
   fail_timeout_ms: 10_000,
   /** Below the 5 s keep-alive of Node and many app servers, so we close an idle connection before they do. */
   keepalive_timeout_ms: 4_000,
+  /**
+   * Open connections per target and worker, Envoy's default for its
+   * max_connections (nginx's max_conns has none): far above what a healthy
+   * upstream needs, low enough that one HTTP/2 client's streams cannot open
+   * thousands of sockets.
+   */
+  max_connections: 1024,
   tls_verify: true,
 });
 

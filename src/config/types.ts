@@ -53,6 +53,8 @@ export interface UpstreamConfig {
   fail_timeout_ms: number;
   /** Idle pooled connections are closed after this long. */
   keepalive_timeout_ms: number;
+  /** Open connections per target and worker; requests beyond wait up to upstream_connect_timeout_ms, then 503. */
+  max_connections: number;
   /** For https:// targets. */
   tls_verify: boolean;
   ca_file?: string;

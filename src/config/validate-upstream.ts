@@ -1,7 +1,8 @@
 /**
  * Checks a route's `upstream` (SPEC §3): the URL string, array and object
  * forms, each target's URL and weight, load balancing and its `hash_key`,
- * passive ejection limits and `health_check`. Always returns the object form.
+ * passive ejection limits, the connection cap and `health_check`. Always
+ * returns the object form.
  */
 import { DEFAULT_LOAD_BALANCING, DEFAULT_TARGET_WEIGHT, HEALTH_CHECK_DEFAULTS, UPSTREAM_DEFAULTS } from './defaults';
 import type { HealthCheckConfig, LoadBalancing, UpstreamConfig, UpstreamTarget } from './types';
@@ -24,7 +25,7 @@ import {
 import { filePath, parseUrl } from './domain-checks';
 
 const LOAD_BALANCING: readonly LoadBalancing[] = ['round_robin', 'least_connections', 'random', 'ip_hash', 'consistent_hash'];
-const UPSTREAM_KEYS = ['targets', 'load_balancing', 'hash_key', 'health_check', 'max_fails', 'fail_timeout_ms', 'keepalive_timeout_ms', 'tls_verify', 'ca_file'];
+const UPSTREAM_KEYS = ['targets', 'load_balancing', 'hash_key', 'health_check', 'max_fails', 'fail_timeout_ms', 'keepalive_timeout_ms', 'max_connections', 'tls_verify', 'ca_file'];
 const TARGET_KEYS = ['url', 'weight'];
 const HEALTH_CHECK_KEYS = Object.keys(HEALTH_CHECK_DEFAULTS);
 
@@ -128,6 +129,7 @@ function upstreamObject(value: Record<string, unknown>, path: string, ctx: Conte
     max_fails: f.get('max_fails', integer(0, 1000), d.max_fails),
     fail_timeout_ms: f.get('fail_timeout_ms', duration(1), d.fail_timeout_ms),
     keepalive_timeout_ms: f.get('keepalive_timeout_ms', duration(0), d.keepalive_timeout_ms),
+    max_connections: f.get('max_connections', integer(1, 10_000_000), d.max_connections),
     tls_verify: f.get('tls_verify', boolean, d.tls_verify),
     ca_file: f.optional('ca_file', filePath),
   });

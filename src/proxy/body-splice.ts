@@ -49,6 +49,8 @@ export class BodySplice {
     private readonly bytes: number,
     private readonly idleTimeoutMs: number,
     private readonly onDone: (result: TunnelResult | null, error?: Error) => void,
+    /** The transfer runs: its idle timeout bounds it from now on. */
+    private readonly onRunning: () => void,
   ) {}
 
   start(): void {
@@ -74,6 +76,7 @@ export class BodySplice {
         if (this.state === 'running') this.end(result);
       });
       this.state = 'running';
+      this.onRunning();
     } catch (err) {
       this.end(null, err as Error);
     }

@@ -8,12 +8,35 @@
  * resets before the response starts is retried only for idempotent requests
  * whose body has not been streamed yet (a stale pooled connection once more,
  * transparently). Nothing is retried once the response has started.
+ *
+ * At the target's max_connections the request waits in line for a
+ * connection (connection-pool.ts), as the pool's ConnectionWaiter, and gets
+ * a 503 when none comes within the connect timeout.
+ *
+ * A retry replays the whole request, or is not made. Body bytes that arrive
+ * before the request has a connected upstream (waiting in line, or
+ * connecting) are held (`unsent`; past HOLD_BODY_BYTES the client's reading
+ * pauses), so a connect failure sends them all to the next target; once a
+ * body byte went to a connected upstream, nothing can replay it, and a reset
+ * is a 502. Pausing the client's reading is this exchange's business alone
+ * (holdClient), and every way it ends undoes its pause: a keep-alive
+ * connection always goes on to its next request, or closes.
+ *
+ * An upstream that answers before the whole body arrived (a 413; python's
+ * http.server answering a POST with 501) gets no more of it, as nginx stops
+ * sending once the response head is out: the rest is read and dropped, and
+ * the client connection closes after the response.
+ *
+ * The route's timeout_ms bounds silence (upstream-connection.ts): the
+ * upstream's, or while the client has not taken what was relayed, the
+ * client's, which ends the exchange without blaming the target.
  */
 import type net from 'node:net';
 import type { RouteConfig } from '../config/types';
 import type { WorkerContext } from '../server/worker-context';
 import type { UpstreamGroup } from '../upstream/upstreams';
 import type { Target } from '../upstream/target';
+import type { ConnectionPool, ConnectionWaiter } from '../upstream/connection-pool';
 import type { UpstreamConnection, UpstreamExchange, UpstreamFailure } from '../upstream/upstream-connection';
 import type { TunnelUpgrade } from '../tunnel/upgrade';
 import type { RequestId } from '../util/request-id';
@@ -24,6 +47,7 @@ import {
   InternalError,
   NoHealthyTargetError,
   UpstreamBadResponseError,
+  UpstreamBusyError,
   UpstreamConnectError,
   UpstreamResetError,
   UpstreamTimeoutError,
@@ -39,6 +63,14 @@ import { bodySpliceAvailable, BodySplice, SPLICE_MIN_BYTES } from './body-splice
  * upstream need not pause; larger ones are relayed from that buffer.
  */
 export const COPY_BODY_MAX_BYTES = 16 * 1024;
+
+/**
+ * Request body bytes held while the request has no connected upstream
+ * before reading from the client pauses: one read of a client connection.
+ * The reads already under way may add one more, so a request holds at most
+ * about twice this, and always all it has received: a retry replays it whole.
+ */
+const HOLD_BODY_BYTES = 64 * 1024;
 
 /**
  * The client side of an exchange: the protocol session that asked (HTTP/1
@@ -96,17 +128,25 @@ export interface ExchangeRequest {
 /** Methods a proxy may send again after a failure (RFC 9110 §9.2.2). */
 export const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 
-export class ProxyExchange implements UpstreamExchange, BalancerInput {
+export class ProxyExchange implements UpstreamExchange, ConnectionWaiter, BalancerInput {
   readonly method: string;
   readonly clientIp: string;
   readonly upgrading: boolean;
   private target: Target | null = null;
   private conn: UpstreamConnection | null = null;
+  /** The pool whose line this request waits in, if it does. */
+  private waitingIn: ConnectionPool | null = null;
   private attempts = 0;
   private staleRetried = false;
-  /** Body chunks written while the connection was still connecting (replayable); null once connected. */
-  private held: Buffer[] | null = null;
-  private bodyStreamed = false;
+  /** Body bytes not yet written to a connected upstream (a retry sends them all); null once connected, and without a body. */
+  private unsent: Buffer[] | null;
+  private unsentBytes = 0;
+  /** A body byte went to a connected upstream: nothing can replay it any more. */
+  private bodySent = false;
+  /** The upstream answered before the whole body: the rest is dropped. */
+  private bodyDropped = false;
+  /** This exchange paused the client's reading (see holdClient). */
+  private clientPaused = false;
   private requestComplete: boolean;
   private responseStarted = false;
   private upstreamPaused = false;
@@ -130,6 +170,7 @@ export class ProxyExchange implements UpstreamExchange, BalancerInput {
     this.clientIp = request.clientIp;
     this.upgrading = request.upgrade === true;
     this.requestComplete = !request.hasBody;
+    this.unsent = request.hasBody ? [] : null;
   }
 
   getHeader(lowerName: string): string | undefined {
@@ -150,34 +191,53 @@ export class ProxyExchange implements UpstreamExchange, BalancerInput {
 
   /** Raw request body bytes, framing included, in memory the exchange may keep. */
   sendBody(chunk: Buffer): void {
-    if (this.done || !this.conn) return;
-    if (this.held) this.held.push(chunk);
-    else this.bodyStreamed = true;
-    if (!this.conn.write(chunk)) this.client.pauseReading();
+    if (this.done || this.bodyDropped) return;
+    const unsent = this.unsent;
+    if (unsent !== null) {
+      unsent.push(chunk);
+      this.unsentBytes += chunk.length;
+      if (this.unsentBytes >= HOLD_BODY_BYTES) this.holdClient(true);
+      return;
+    }
+    this.bodySent = true;
+    if (!this.conn!.write(chunk)) this.holdClient(true);
   }
 
   requestBodyDone(): void {
     this.requestComplete = true;
   }
 
-  /** The client went away: cancel the upstream request. */
+  /** The client went away, or its side gave up on the request: cancel the upstream request. */
   abort(): void {
     if (this.done) return;
-    this.done = true;
+    this.finish();
+    this.waitingIn?.cancel(this);
     this.bodySplice?.cancel();
     this.target?.end();
     this.conn?.destroy();
     this.conn = null;
   }
 
+  // --- ConnectionWaiter: what the pool reports to a request in line -------
+
+  connectionReady(conn: UpstreamConnection): void {
+    this.waitingIn = null;
+    this.use(conn);
+  }
+
+  waitTimedOut(): void {
+    this.waitingIn = null;
+    this.refuseBusy();
+  }
+
   // --- UpstreamExchange: what the connection reports -----------------------
 
   onConnected(): void {
-    this.held = null;
+    if (!this.done && this.conn !== null) this.sendUnsent(this.conn);
   }
 
   onWritable(): void {
-    this.client.resumeReading();
+    if (this.unsent === null) this.holdClient(false);
   }
 
   onInterim(head: ResponseHead): void {
@@ -187,6 +247,10 @@ export class ProxyExchange implements UpstreamExchange, BalancerInput {
 
   onResponseHead(head: ResponseHead, framing: BodyFraming): void {
     this.responseStarted = true;
+    if (!this.requestComplete) {
+      this.bodyDropped = true;
+      this.holdClient(false);
+    }
     this.client.sendResponseHead(head, framing, this.request.requestId, this.requestComplete);
   }
 
@@ -208,12 +272,12 @@ export class ProxyExchange implements UpstreamExchange, BalancerInput {
 
   onResponseEnd(trailers: MessageHead | null): void {
     if (this.done) return;
-    this.done = true;
+    this.finish();
     const target = this.target!;
     target.recordSuccess();
     target.end();
     // An upgrade refused (any status but 101) leaves a connection that was never meant for reuse.
-    if (!this.requestComplete || this.upgrading) this.conn!.spoil();
+    if (!this.requestComplete || this.bodyDropped || this.upgrading) this.conn!.spoil();
     // The connection's buffer may still back a client write: hand it back once flushed.
     if (this.relaysInFlight === 0) this.releaseConnection();
     this.client.exchangeDone(trailers);
@@ -243,41 +307,83 @@ export class ProxyExchange implements UpstreamExchange, BalancerInput {
     const reused = this.conn !== null && this.conn.requests > 1;
     this.conn = null;
     target.end();
-    if (failure !== 'bad_response') target.recordFailure(Date.now());
+    if (failure !== 'bad_response' && failure !== 'client_stalled') target.recordFailure(Date.now());
     this.ctx.log.debug({ failure, err: error, target: target.url, attempt: this.attempts }, 'upstream exchange failed');
     if (this.responseStarted) {
-      this.done = true;
+      this.finish();
       return this.client.abort();
     }
     if (this.mayRetry(failure, reused)) return this.attempt(target);
-    this.done = true;
-    this.client.exchangeFailed(errorFor(failure, error), !this.requestComplete);
+    this.fail(errorFor(failure, error));
   }
 
   // --- internals -------------------------------------------------------------
 
   private attempt(exclude: Target | null): void {
     const target = this.group.balancer.pick(this, exclude);
-    if (!target) {
-      this.done = true;
-      return this.client.exchangeFailed(new NoHealthyTargetError(), !this.requestComplete);
-    }
+    if (!target) return this.fail(new NoHealthyTargetError());
     this.attempts++;
     this.target = target;
     target.begin();
+    // Retried after a reset, the request had sent no body byte: the new connection gets the body from its start.
+    if (this.request.hasBody && this.unsent === null) this.unsent = [];
     const pool = this.ctx.upstreams.pool(target);
-    const conn = this.upgrading ? pool.connect() : pool.acquire();
+    const acquired = pool.acquire(this, this.upgrading);
+    if (acquired === 'queued') this.waitingIn = pool;
+    else if (acquired === 'full') this.refuseBusy();
+    else this.use(acquired);
+  }
+
+  /** No connection to the target within its max_connections: not the target's failure. */
+  private refuseBusy(): void {
+    this.target!.end();
+    this.fail(new UpstreamBusyError());
+  }
+
+  /** Sends the request on `conn`: the head at once, the body held so far once it is connected. */
+  private use(conn: UpstreamConnection): void {
     this.conn = conn;
-    const replay = this.held;
-    this.held = conn.state === 'connecting' ? [] : null;
     conn.assign(this, this.route.timeout_ms);
-    conn.write(this.request.hostFromTarget ? closeHeadWithHost(this.request.head, target.authority) : this.request.head);
-    if (replay) for (const chunk of replay) this.sendBody(chunk);
+    conn.write(this.request.hostFromTarget ? closeHeadWithHost(this.request.head, this.target!.authority) : this.request.head);
+    if (conn.state !== 'connecting') this.sendUnsent(conn);
+  }
+
+  /** The request's upstream is connected: the body held so far goes out, and the client may send more unless the upstream is full. */
+  private sendUnsent(conn: UpstreamConnection): void {
+    const unsent = this.unsent;
+    if (unsent === null) return;
+    this.unsent = null;
+    this.unsentBytes = 0;
+    let writable = true;
+    for (let i = 0; i < unsent.length; i++) writable = conn.write(unsent[i]);
+    if (unsent.length > 0) this.bodySent = true;
+    this.holdClient(!writable);
+  }
+
+  /** Pauses or resumes the client's reading, as far as this exchange is concerned. */
+  private holdClient(paused: boolean): void {
+    if (paused === this.clientPaused) return;
+    this.clientPaused = paused;
+    if (paused) this.client.pauseReading();
+    else this.client.resumeReading();
+  }
+
+  /** The exchange is over for the client: whatever it paused goes on. */
+  private finish(): void {
+    this.done = true;
+    this.holdClient(false);
+  }
+
+  /** The exchange failed before any response byte. */
+  private fail(error: ZproxyError): void {
+    this.finish();
+    this.client.exchangeFailed(error, !this.requestComplete);
   }
 
   private mayRetry(failure: UpstreamFailure, reused: boolean): boolean {
+    // Never connected: nothing was sent, and the body held so far goes whole to the next target.
     if (failure === 'connect') return this.attempts <= this.route.retries;
-    if (failure !== 'reset' || this.bodyStreamed || !IDEMPOTENT.has(this.method)) return false;
+    if (failure !== 'reset' || this.bodySent || !IDEMPOTENT.has(this.method)) return false;
     if (reused && !this.staleRetried) {
       // A pooled connection the upstream had already closed: once more on a fresh one, uncounted.
       this.staleRetried = true;
@@ -293,6 +399,7 @@ export class ProxyExchange implements UpstreamExchange, BalancerInput {
       if (this.relaysInFlight === 0) this.releaseConnection();
       return;
     }
+    this.conn?.markProgress();
     if (this.client.pendingBytes > 0 || this.bodySplice !== null) return;
     this.resumeUpstream();
   }
@@ -314,7 +421,14 @@ export class ProxyExchange implements UpstreamExchange, BalancerInput {
     }
     // In the kernel no one sees which side stalls: the shorter of the upstream's and the client's timeouts bounds both.
     const idleMs = Math.min(this.route.timeout_ms, this.ctx.config.send_timeout_ms);
-    this.bodySplice = new BodySplice(conn.socket, socket, conn.spliceableBody, idleMs, (result, error) => this.onSpliced(conn, result, error));
+    this.bodySplice = new BodySplice(
+      conn.socket,
+      socket,
+      conn.spliceableBody,
+      idleMs,
+      (result, error) => this.onSpliced(conn, result, error),
+      () => conn.transferRunning(),
+    );
     this.bodySplice.start();
   }
 

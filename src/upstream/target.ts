@@ -7,11 +7,16 @@
  *   `unhealthy_threshold` failed or `healthy_threshold` passed checks in a row;
  *   a target starts healthy;
  * - passive ejection (the proxy's own requests): `max_fails` failures in a row
- *   eject the target for `fail_timeout_ms`; after that one probe request is
- *   let through (half-open); its success restores the target, its failure
- *   ejects it again at once.
+ *   eject the target for `fail_timeout_ms` (logged at warn); after that one
+ *   probe request is let through (half-open); its success restores the
+ *   target, its failure ejects it again at once. Never the last target of its
+ *   group still serving: like nginx, which never marks a lone server down,
+ *   failures alone do not leave an upstream with nothing to try (every
+ *   request would get a 503 for `fail_timeout_ms`, even once the target is
+ *   back).
  */
 import type { HealthCheckConfig, UpstreamConfig } from '../config/types';
+import { logger } from '../util/log';
 
 export type TargetScheme = 'http' | 'https' | 'h2c' | 'h2';
 
@@ -53,6 +58,8 @@ export class Target {
   private ejectedUntil = 0;
   private probing = false;
   private observers: LoadObserver[] = [];
+  /** The targets of its upstream, itself included (see `group`). */
+  private peers: readonly Target[] = [this];
 
   constructor(url: string, weight = 1, passive: PassiveHealthOptions = { max_fails: 3, fail_timeout_ms: 10_000 }) {
     const parsed = new URL(url);
@@ -71,9 +78,15 @@ export class Target {
     this.failTimeoutMs = passive.fail_timeout_ms;
   }
 
-  /** The targets of an upstream, in config order. */
+  /** The targets of an upstream, in config order, as one group. */
   static fromConfig(upstream: UpstreamConfig): Target[] {
-    return upstream.targets.map((t) => new Target(t.url, t.weight, upstream));
+    return Target.group(upstream.targets.map((t) => new Target(t.url, t.weight, upstream)));
+  }
+
+  /** Makes `targets` one group, whose last target serving is never ejected (a target is a group of one until then). */
+  static group(targets: Target[]): Target[] {
+    for (const target of targets) target.peers = targets;
+    return targets;
   }
 
   /** Spoken to over TLS: https:// and h2://. */
@@ -117,13 +130,22 @@ export class Target {
     this.probing = false;
   }
 
-  /** Counts a failed request; returns true when this failure ejects the target. */
+  /**
+   * Counts a failed request; returns true when this failure ejects the
+   * target. The last target of the group serving stays in (a failed probe
+   * of it ends its ejection): failures alone never empty a group.
+   */
   recordFailure(now: number): boolean {
     if (this.maxFails === 0) return false;
     this.failures++;
     if (this.ejectedUntil === 0 && this.failures < this.maxFails) return false;
-    this.ejectedUntil = now + this.failTimeoutMs;
     this.probing = false;
+    if (!this.anotherServing()) {
+      this.ejectedUntil = 0;
+      return false;
+    }
+    this.ejectedUntil = now + this.failTimeoutMs;
+    logger().warn({ target: this.url, failures: this.failures, ejected_ms: this.failTimeoutMs }, 'upstream target ejected after failed requests');
     return true;
   }
 
@@ -142,6 +164,11 @@ export class Target {
 
   observe(observer: LoadObserver): void {
     if (!this.observers.includes(observer)) this.observers.push(observer);
+  }
+
+  private anotherServing(): boolean {
+    for (const peer of this.peers) if (peer !== this && peer.serving) return true;
+    return false;
   }
 
   private notify(): void {

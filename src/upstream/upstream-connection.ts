@@ -12,7 +12,19 @@
  * socket timer: arming and clearing a timer for every request, and
  * refreshing it on every read, cost more than the rest of the bookkeeping.
  * Reads and writes do not even read the clock: they mark the connection
- * heard from, and the sweep moves the deadline on from its own time.
+ * heard from, and the sweep moves the deadline on from its own time. It runs
+ * whenever the connection is busy, so no exchange is ever without a timer:
+ * while paused for the client it measures the client's silence (the
+ * exchange marks the client's progress), and a failure then is the
+ * client's (`client_stalled`); only a body transfer, which has an idle
+ * timeout of its own, stops it.
+ *
+ * A write that fails does not end the connection: an upstream that answers
+ * before reading the whole request and closes (an early 413; python's
+ * http.server answering a large POST with 501, then resetting for the
+ * unread upload) has its response in the kernel already. The rest of the
+ * request is dropped, and the response, or the end or reset behind it, is
+ * read as usual.
  */
 import net from 'node:net';
 import { parseResponseHead, type ResponseHead, type BodyFraming } from '../protocol/http1/response-head';
@@ -33,7 +45,8 @@ export type UpstreamFailure =
   | 'reset' // closed or reset before any byte of the response
   | 'timeout' // no response within the route's timeout
   | 'bad_response' // an invalid response head or body framing
-  | 'truncated'; // closed in the middle of the response body
+  | 'truncated' // closed in the middle of the response body
+  | 'client_stalled'; // paused for the client, which took none of the relayed bytes within the timeout: not the upstream's failure
 
 /** What the connection reports to the request it carries. */
 export interface UpstreamExchange {
@@ -88,13 +101,18 @@ export class UpstreamConnection {
   /** The final response head has not been parsed yet. */
   private awaitingHead = true;
   private reusable = true;
+  /** The upstream stopped reading the request (a write failed): what is left of it is dropped. */
+  private writeRefused = false;
   /** The route's response timeout for the current exchange. */
   private timeoutMs = 0;
   /**
-   * The response timeout runs: busy, and not paused for the client. Like
-   * nginx's proxy_read_timeout it limits silence, not the whole exchange.
+   * The response timeout runs: busy, and no body transfer with its own idle
+   * timeout in progress. Like nginx's proxy_read_timeout it limits silence,
+   * not the whole exchange.
    */
   private timing = false;
+  /** Not reading while the client holds relayed bytes: the silence the deadline measures is the client's. */
+  private paused = false;
   /** A read or write since the last sweep: the sweep restarts the deadline from its own time. */
   private heard = false;
   /** When the silence since the last sweep that saw activity fails the exchange (ms since the epoch). */
@@ -118,10 +136,11 @@ export class UpstreamConnection {
       : net.connect({ host, port, noDelay: true, onread } as unknown as net.NetConnectOpts);
     // The connect timeout (a socket timer, once per connection) covers the TLS handshake too: connected means ready for the request.
     this.socket.setTimeout(connectTimeoutMs);
+    autoDestroy(this.socket, false);
     this.socket.on(tlsOptions ? 'secureConnect' : 'connect', () => this.onConnect());
     this.socket.on('drain', () => this.exchange?.onWritable());
     this.socket.on('timeout', () => this.onTimeout());
-    this.socket.on('error', (err) => this.fail(this.failureNow(), err));
+    this.socket.on('error', (err) => this.onError(err));
     this.socket.on('end', () => this.onEnd());
     this.socket.on('close', () => this.onClose());
   }
@@ -141,6 +160,7 @@ export class UpstreamConnection {
   }
 
   write(data: Buffer): boolean {
+    if (this.writeRefused) return true;
     this.heard = true;
     return writeThrough(this.socket, data);
   }
@@ -156,7 +176,8 @@ export class UpstreamConnection {
       this.heard = false;
       this.deadline = now + this.timeoutMs;
     } else if (now >= this.deadline) {
-      this.fail('timeout', timedOut('upstream response timed out'));
+      if (this.paused) this.fail('client_stalled', timedOut('the client took none of the response in time'));
+      else this.fail('timeout', timedOut('upstream response timed out'));
     }
   }
 
@@ -168,6 +189,7 @@ export class UpstreamConnection {
   /** Back to the pool: no exchange, no timeout (the pool times idle connections out). */
   release(): boolean {
     this.exchange = null;
+    this.paused = false;
     if (!this.reusable || this.state !== 'busy') return false;
     this.state = 'idle';
     this.idleSince = Date.now();
@@ -205,15 +227,29 @@ export class UpstreamConnection {
     this.fail('truncated', Object.assign(new Error(`response body cut short: ${detail}`), { code: result.error }));
   }
 
-  /** Waiting for the client to take what was relayed: the upstream's silence is not its fault, so no timeout runs. */
+  /**
+   * Waiting for the client to take what was relayed: nothing is read, so
+   * the deadline now measures the client's silence (see markProgress).
+   */
   pause(): void {
-    this.timing = false;
+    this.paused = true;
     this.socket.pause();
   }
 
   resume(): void {
+    this.paused = false;
     if (this.state === 'busy') this.startTiming();
     this.socket.resume();
+  }
+
+  /** The client took relayed bytes: the exchange moves, though nothing is read here. */
+  markProgress(): void {
+    this.heard = true;
+  }
+
+  /** The rest of the body moves in the kernel (proxy/body-splice.ts), bounded by the transfer's own idle timeout. */
+  transferRunning(): void {
+    this.timing = false;
   }
 
   private onConnect(): void {
@@ -226,6 +262,23 @@ export class UpstreamConnection {
 
   private onTimeout(): void {
     if (this.state === 'connecting') this.fail('connect', timedOut('upstream connect timed out'));
+  }
+
+  private onError(err: NodeJS.ErrnoException): void {
+    if (err.syscall === 'write' && this.state === 'busy' && this.exchange !== null) return this.refuseWrites();
+    this.fail(this.failureNow(), err);
+  }
+
+  /**
+   * The upstream stopped reading the request (it answered early, or reset):
+   * the rest of it is dropped, and the socket goes on reading. The failed
+   * write marked the socket's reading side errored too, which would swallow
+   * the upstream's end: only the writing side failed.
+   */
+  private refuseWrites(): void {
+    this.writeRefused = true;
+    this.reusable = false;
+    (this.socket as unknown as StreamStates)._readableState.errored = null;
   }
 
   private failureNow(): UpstreamFailure {
@@ -277,6 +330,7 @@ export class UpstreamConnection {
     this.reusable = false;
     this.awaitingHead = false;
     this.timing = false;
+    autoDestroy(this.socket, true);
     exchange.onSwitchingProtocols(head, rest);
   }
 
@@ -402,4 +456,24 @@ export class UpstreamConnection {
     else this.chunkedDecoder.reset();
     return this.chunkedDecoder;
   }
+}
+
+/** Node's stream state objects, as far as autoDestroy and refuseWrites need them. */
+interface StreamStates {
+  _readableState: { autoDestroy: boolean; errored: Error | null };
+  _writableState: { autoDestroy: boolean };
+}
+
+/**
+ * Whether Node destroys the socket by itself, on a failed write and once
+ * both directions have ended. Off while the connection carries requests: a
+ * failed write must not drop the response an upstream sent before it
+ * stopped reading (see the header), and every way out of this class
+ * destroys the socket itself (a failure, an end, a release that does not
+ * keep it). On again for a WebSocket tunnel, which relies on it.
+ */
+function autoDestroy(socket: net.Socket, on: boolean): void {
+  const states = socket as unknown as StreamStates;
+  states._readableState.autoDestroy = on;
+  states._writableState.autoDestroy = on;
 }

@@ -1,8 +1,9 @@
 /**
  * A worker's upstreams: for each route with an `upstream`, its targets and
  * balancer; for each peer (scheme, host, port), one connection pool shared
- * by every route that reaches it. Health verdicts from the main thread's
- * active checks arrive on a BroadcastChannel.
+ * by every route that reaches it, capped at the smallest `max_connections`
+ * among them (a cap protects the target, whoever reaches it). Health
+ * verdicts from the main thread's active checks arrive on a BroadcastChannel.
  */
 import { BroadcastChannel } from 'node:worker_threads';
 import type { UpstreamConfig, ZproxyConfig } from '../config/types';
@@ -38,18 +39,18 @@ export interface HealthVerdict {
 export const HEALTH_CHANNEL = 'zproxy:upstream-health';
 /** How often idle pooled connections are checked against their keep-alive timeout. */
 const IDLE_SWEEP_INTERVAL_MS = 500;
-/** Bounds of how often busy connections are checked against their response deadline. */
+/** Bounds of how often busy connections, and requests waiting for one, are checked against their deadlines. */
 const MIN_DEADLINE_SWEEP_MS = 10;
 const MAX_DEADLINE_SWEEP_MS = 250;
 
 /**
- * An eighth of the shortest route timeout: a deadline starts at the first
- * sweep after the last activity and is seen at the first sweep after it
- * passes, so a timeout fires at most 25% late (20 ms for timeouts under
- * 80 ms: the sweep runs at most every 10 ms).
+ * An eighth of the shortest route or connect timeout: a deadline starts at
+ * the first sweep after the last activity and is seen at the first sweep
+ * after it passes, so a timeout fires at most 25% late (20 ms for timeouts
+ * under 80 ms: the sweep runs at most every 10 ms).
  */
 function deadlineSweepInterval(config: ZproxyConfig): number {
-  let shortest = Infinity;
+  let shortest = config.upstream_connect_timeout_ms;
   for (const route of config.routes) if (route.upstream) shortest = Math.min(shortest, route.timeout_ms);
   return Math.min(MAX_DEADLINE_SWEEP_MS, Math.max(MIN_DEADLINE_SWEEP_MS, Math.floor(shortest / 8)));
 }
@@ -80,10 +81,11 @@ export class Upstreams {
     this.generation = generation;
     // Each ca_file is read once per load.
     const caBundles = new Map<string, string>();
+    const caps = new Map<string, number>();
     this.groups = config.routes.map((route) => {
       if (!route.upstream) return null;
       const targets = Target.fromConfig(route.upstream);
-      for (const target of targets) this.poolFor(target, config, route.upstream, caBundles);
+      for (const target of targets) this.poolFor(target, config, route.upstream, caBundles, caps);
       return {
         config: route.upstream,
         targets,
@@ -112,14 +114,18 @@ export class Upstreams {
     for (const pool of this.pools.values()) pool.closeAll();
   }
 
-  private poolFor(target: Target, config: ZproxyConfig, upstream: UpstreamConfig, caBundles: Map<string, string>): void {
+  /** `caps`: the smallest max_connections seen so far in this load, per pool. */
+  private poolFor(target: Target, config: ZproxyConfig, upstream: UpstreamConfig, caBundles: Map<string, string>, caps: Map<string, number>): void {
+    const key = poolKey(target, upstream);
+    const maxConnections = Math.min(caps.get(key) ?? Infinity, upstream.max_connections);
+    caps.set(key, maxConnections);
     const settings = {
       connectTimeoutMs: config.upstream_connect_timeout_ms,
       keepAliveTimeoutMs: upstream.keepalive_timeout_ms,
+      maxConnections,
       allocBuffer: this.allocBuffer,
       tls: upstreamTlsOptions(target, upstream, caBundles),
     };
-    const key = poolKey(target, upstream);
     let pool = this.pools.get(key);
     if (pool) pool.update(settings);
     else this.pools.set(key, (pool = new ConnectionPool(target, settings)));

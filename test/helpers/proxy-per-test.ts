@@ -1,7 +1,7 @@
 /**
  * Proxies that live for one test: `proxyFor(routes)` starts one (native
- * runtime, short drain) and returns its port; after each test every proxy
- * stops and every recorded upstream closes.
+ * runtime unless `noNative`, short drain) and returns its port; after each
+ * test every proxy stops and every recorded upstream closes.
  */
 import { startProxy } from './server';
 import { closeAll } from './upstreams';
@@ -15,8 +15,8 @@ afterEach(async () => {
   proxies = [];
 });
 
-export async function proxyFor(routes: unknown[], extra: Record<string, unknown> = {}): Promise<number> {
-  const proxy = await startProxy({ drain_timeout_ms: 1000, routes, ...extra }, false);
+export async function proxyFor(routes: unknown[], extra: Record<string, unknown> = {}, noNative = false): Promise<number> {
+  const proxy = await startProxy({ drain_timeout_ms: 1000, routes, ...extra }, noNative);
   proxies.push(proxy);
   return proxy.address().port;
 }
