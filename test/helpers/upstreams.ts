@@ -786,14 +786,38 @@ export function parseResponses(data: Buffer, methods: string[], closed = false):
  * A raw keep-alive client connection that reads framed responses one at a time.
  */
 export class RawClient {
-  data: Buffer = Buffer.alloc(0);
+  /** Everything received and not yet consumed by `responses()`. */
+  get data(): Buffer {
+    return this.store.subarray(this.from, this.length);
+  }
+  set data(value: Buffer) {
+    this.store = Buffer.from(value);
+    this.from = 0;
+    this.length = value.length;
+  }
+  /**
+   * Received bytes live in a buffer that doubles when full, so appending a
+   * chunk copies only that chunk: re-joining every chunk on each read made
+   * multi-megabyte responses quadratic (and flaky under load).
+   */
+  private store: Buffer = Buffer.alloc(0);
+  private from = 0;
+  private length = 0;
   closed = false;
   private listeners: Array<() => void> = [];
   readonly ready: Promise<void>;
   constructor(readonly socket: net.Socket) {
     socket.on('error', () => undefined);
     socket.on('data', (c: Buffer) => {
-      this.data = Buffer.concat([this.data, c]);
+      if (this.length + c.length > this.store.length) {
+        const grown = Buffer.allocUnsafe(Math.max(2 * (this.length - this.from), this.length - this.from + c.length, 64 * 1024));
+        this.store.copy(grown, 0, this.from, this.length);
+        this.length -= this.from;
+        this.from = 0;
+        this.store = grown;
+      }
+      c.copy(this.store, this.length);
+      this.length += c.length;
       this.kick();
     });
     socket.once('close', () => {
@@ -865,7 +889,7 @@ export class RawClient {
       consumed = parsed.consumed;
       return true;
     }, timeoutMs, `${methods.length} response(s)`);
-    this.data = this.data.subarray(consumed);
+    this.from += consumed;
     return result;
   }
 
