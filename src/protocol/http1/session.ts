@@ -361,7 +361,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
     let response: PreparedResponse;
     if (match.kind === 'route' && match.route.upstream) {
       const group = this.ctx.upstreams.group(match.index)!;
-      if (!group.http2) return this.startExchange(head, match, group, path, query, clientRequestId === null);
+      if (!group.http2) return this.startExchange(head, match, group, query, clientRequestId === null);
       // Answered here: the HTTP/2-only upstream would refuse it, and be blamed for it.
       response = prepareErrorResponse(new HttpVersionError('this route\'s upstream speaks HTTP/2 only'), this.requestId);
     } else if (match.kind === 'bad_path') response = prepareErrorResponse(new BadPathError(), this.requestId);
@@ -374,7 +374,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
     else if (head.expectContinue) this.write(CONTINUE);
   }
 
-  private startExchange(head: RequestHead, match: RouteHit, group: UpstreamGroup, path: string, query: string, addRequestId: boolean): void {
+  private startExchange(head: RequestHead, match: RouteHit, group: UpstreamGroup, query: string, addRequestId: boolean): void {
     const route: RouteConfig = match.route;
     const hostFromTarget = !route.preserve_host || head.host === null;
     const forwarded = (this.forwarded ??= new ForwardedFields(peerAddress(this.conn.remoteAddress), this.conn.proto));
@@ -387,7 +387,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
     this.exchange = new ProxyExchange(this, this.ctx, route, group, {
       method: head.method,
       head: forwardRequestHead(head, {
-        path: upstreamPath(match, path, query),
+        path: upstreamPath(match, query),
         hostFromTarget,
         forwarded: forwarded.lines(head.host, priorFor),
         requestId: this.requestId,
