@@ -14,7 +14,7 @@ import { writeThrough, writeThroughReused } from '../../util/socket-fd';
 import type { Connection } from '../../listener/connection';
 import type { WorkerContext } from '../../server/worker-context';
 import type { ProtocolSession } from '../registry';
-import { parseRequestHead, type RequestHead } from './request-head';
+import { PendingHead, parseRequestHead, type RequestHead } from './request-head';
 import { BodyReader } from './body-reader';
 import { prepareDirectResponse, prepareErrorResponse, renderResponse, type PreparedResponse } from './response-writer';
 import {
@@ -63,6 +63,8 @@ function directResponse(respond: DirectResponse): PreparedResponse {
 export class Http1Session implements ProtocolSession, ClientSide {
   /** Unparsed bytes kept between reads (a partial head, or pipelined requests). */
   private buffered: Buffer | null = null;
+  /** Where a partial head's bytes are kept, and how far they were scanned (linear work for a slow client). */
+  private readonly pendingHead = new PendingHead();
   /** The current request's body, still arriving. */
   private body: BodyReader | null = null;
   /** A direct answer waiting for the request body to be read. */
@@ -112,7 +114,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
     if (this.tunnel) return this.tunnel.fromClient(buf, start, end, buf.buffer === this.ctx.readBuffer.buffer);
     if (this.closing) return;
     if (this.buffered) {
-      const joined = Buffer.concat([this.buffered, buf.subarray(start, end)]);
+      const joined = this.pendingHead.append(this.buffered, buf, start, end);
       this.buffered = null;
       this.process(joined, 0, joined.length);
     } else {
@@ -303,11 +305,11 @@ export class Http1Session implements ProtocolSession, ClientSide {
         this.pauseSocket();
         break;
       }
-      const parsed = parseRequestHead(buf, at, end, { maxHeaderBytes: this.ctx.config.max_header_bytes });
+      const parsed = parseRequestHead(buf, at, end, { maxHeaderBytes: this.ctx.config.max_header_bytes }, this.pendingHead.progress);
       if (parsed.kind === 'incomplete') {
         // The head timeout runs from its first bytes (a head read whole never needs it).
         this.conn.setReadingHead();
-        this.buffered = Buffer.from(buf.subarray(at, end));
+        this.buffered = this.pendingHead.hold(buf, at, end);
         break;
       }
       if (parsed.kind === 'error') {
