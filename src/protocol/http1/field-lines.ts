@@ -211,10 +211,38 @@ export function expectCrlf(buf: Buffer, p: number, end: number, s: ScanState, wh
 /** A start line + field lines scanner (request or response). */
 export type HeadScanner = (buf: Buffer, p: number, end: number, s: ScanState) => number;
 
+/** Bytes no head holds anywhere: CTLs other than HTAB, CR and LF, and DEL. */
+const NEVER_IN_HEAD = new Uint8Array(256);
+for (let c = 0; c < 0x20; c++) if (c !== HT && c !== CR && c !== LF) NEVER_IN_HEAD[c] = 1;
+NEVER_IN_HEAD[0x7f] = 1;
+
+/**
+ * Whether the new bytes buf[from, end) (from > the head's first byte) prove
+ * the head malformed whatever surrounds them: a byte no head holds, a bare
+ * LF or a bare CR. Cheap (each byte once), it keeps rejecting such garbage
+ * as soon as it arrives without rescanning the head; the scanner then says
+ * exactly what is wrong. Malformations that depend on where a byte stands
+ * wait for the early window's next validation (earlyWindowGrew).
+ */
+function provesMalformed(buf: Buffer, from: number, end: number, s: ScanState): boolean {
+  s.bytesExamined += end - from;
+  for (let i = from; i < end; i++) {
+    const c = buf[i];
+    // A CR must be followed by LF, and an LF preceded by CR.
+    if (NEVER_IN_HEAD[c] === 1 || (c === LF) !== (buf[i - 1] === CR)) return true;
+  }
+  return false;
+}
+
 /** Whether a CRLFCRLF lies within buf[from, end): the bytes after end (a reused buffer's stale tail) are never searched. */
 function findHeadEnd(buf: Buffer, from: number, end: number, s: ScanState): boolean {
   s.bytesExamined += end - from;
   return buf.subarray(from, end).indexOf(CRLFCRLF) >= 0;
+}
+
+/** The early window is validated again when it has doubled since, or has just reached its full size: no more than 3 × EARLY_SCAN_BYTES of scanning per head. */
+function earlyWindowGrew(window: number, validated: number): boolean {
+  return window > validated && (window >= 2 * validated || window === EARLY_SCAN_BYTES);
 }
 
 function scanSpan(scanner: HeadScanner, buf: Buffer, p: number, end: number, s: ScanState): number {
@@ -257,7 +285,7 @@ export function scanHead(
     validated = window;
   } else if (findHeadEnd(buf, p + Math.max(0, progress.searched - 3), end, s)) {
     r = scanSpan(scanner, buf, p, end, s);
-  } else if (window >= 2 * progress.validated) {
+  } else if (earlyWindowGrew(window, progress.validated) || provesMalformed(buf, p + Math.min(progress.searched, window), p + window, s)) {
     r = scanSpan(scanner, buf, p, p + window, s);
     validated = window;
   } else {
@@ -271,7 +299,7 @@ export function scanHead(
   if (r === INCOMPLETE) {
     if (end - start <= max) return INCOMPLETE;
     // Too large: one full scan of the allowed bytes, to report an earlier malformation first.
-    r = p < start + max ? scanner(buf, p, start + max, s) : INCOMPLETE;
+    r = p < start + max ? scanSpan(scanner, buf, p, start + max, s) : INCOMPLETE;
     return r === MALFORMED ? MALFORMED : TOO_LARGE;
   }
   return r - start > max ? TOO_LARGE : r;
