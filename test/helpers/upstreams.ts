@@ -784,22 +784,40 @@ export function parseResponses(data: Buffer, methods: string[], closed = false):
 
 /**
  * A raw keep-alive client connection that reads framed responses one at a time.
- * What arrives is kept in a buffer that grows by doubling: a large body costs
- * the client linear copying (a concat per read made a 3 MiB body cost ~70 MB
- * of copying, enough to slow tests with many large bodies on a loaded machine).
  */
 export class RawClient {
-  closed = false;
-  private received: Buffer = Buffer.alloc(0);
-  /** received[from, to) is not consumed yet. */
+  /** Everything received and not yet consumed by `responses()`. */
+  get data(): Buffer {
+    return this.store.subarray(this.from, this.length);
+  }
+  set data(value: Buffer) {
+    this.store = Buffer.from(value);
+    this.from = 0;
+    this.length = value.length;
+  }
+  /**
+   * Received bytes live in a buffer that doubles when full, so appending a
+   * chunk copies only that chunk: re-joining every chunk on each read made
+   * multi-megabyte responses quadratic (and flaky under load).
+   */
+  private store: Buffer = Buffer.alloc(0);
   private from = 0;
-  private to = 0;
+  private length = 0;
+  closed = false;
   private listeners: Array<() => void> = [];
   readonly ready: Promise<void>;
   constructor(readonly socket: net.Socket) {
     socket.on('error', () => undefined);
     socket.on('data', (c: Buffer) => {
-      this.append(c);
+      if (this.length + c.length > this.store.length) {
+        const grown = Buffer.allocUnsafe(Math.max(2 * (this.length - this.from), this.length - this.from + c.length, 64 * 1024));
+        this.store.copy(grown, 0, this.from, this.length);
+        this.length -= this.from;
+        this.from = 0;
+        this.store = grown;
+      }
+      c.copy(this.store, this.length);
+      this.length += c.length;
       this.kick();
     });
     socket.once('close', () => {
@@ -811,24 +829,6 @@ export class RawClient {
       socket.once('connect', () => resolve());
       socket.once('error', reject);
     });
-  }
-
-  /** The bytes received and not consumed yet (a view: bytes already in it never change). */
-  get data(): Buffer {
-    return this.received.subarray(this.from, this.to);
-  }
-
-  private append(chunk: Buffer): void {
-    if (this.to + chunk.length > this.received.length) {
-      const live = this.to - this.from;
-      const grown = Buffer.allocUnsafe(Math.max(2 * (live + chunk.length), 16 * 1024));
-      this.received.copy(grown, 0, this.from, this.to);
-      this.received = grown;
-      this.from = 0;
-      this.to = live;
-    }
-    chunk.copy(this.received, this.to);
-    this.to += chunk.length;
   }
 
   static async open(port: number): Promise<RawClient> {
