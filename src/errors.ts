@@ -40,6 +40,7 @@ function defineError(code: string, spec: ErrorSpec) {
 export const errorSpecs = {
   ZP_ERR_BAD_REQUEST: { status: 400, side: 'downstream', retryable: false, message: 'bad request' },
   ZP_ERR_BAD_PATH: { status: 400, side: 'downstream', retryable: false, message: 'bad request path' },
+  ZP_ERR_PLAIN_HTTP_ON_TLS: { status: 400, side: 'downstream', retryable: false, message: 'the plain HTTP request was sent to a TLS port' },
   ZP_ERR_NOT_FOUND: { status: 404, side: 'downstream', retryable: false, message: 'no route' },
   ZP_ERR_METHOD_NOT_ALLOWED: { status: 405, side: 'downstream', retryable: false, message: 'method not allowed' },
   ZP_ERR_REQUEST_TIMEOUT: { status: 408, side: 'downstream', retryable: false, message: 'request head not received in time' },
@@ -61,6 +62,7 @@ export type ErrorCode = keyof typeof errorSpecs;
 
 export const BadRequestError = defineError('ZP_ERR_BAD_REQUEST', errorSpecs.ZP_ERR_BAD_REQUEST);
 export const BadPathError = defineError('ZP_ERR_BAD_PATH', errorSpecs.ZP_ERR_BAD_PATH);
+export const PlainHttpOnTlsError = defineError('ZP_ERR_PLAIN_HTTP_ON_TLS', errorSpecs.ZP_ERR_PLAIN_HTTP_ON_TLS);
 export const NotFoundError = defineError('ZP_ERR_NOT_FOUND', errorSpecs.ZP_ERR_NOT_FOUND);
 export const MethodNotAllowedError = defineError('ZP_ERR_METHOD_NOT_ALLOWED', errorSpecs.ZP_ERR_METHOD_NOT_ALLOWED);
 export const RequestTimeoutError = defineError('ZP_ERR_REQUEST_TIMEOUT', errorSpecs.ZP_ERR_REQUEST_TIMEOUT);

@@ -10,24 +10,42 @@
  */
 import type { Server } from '../dist/index';
 import { startProxy } from './helpers/server';
-import { RawClient, type EchoUpstream, closeAll, requestHead, startEchoUpstream } from './helpers/upstreams';
+import { RawClient, type EchoUpstream, type RecordingUpstream, closeAll, requestHead, startEchoUpstream, startRecordingUpstream } from './helpers/upstreams';
 
 let a: EchoUpstream;
 let b: EchoUpstream;
 let c: EchoUpstream;
-let slow: EchoUpstream;
 let proxy: Server;
 let port: number;
 
+/**
+ * A target that holds every request until the test releases them: it stays
+ * busy exactly as long as the test says, not for a delay a loaded machine
+ * could outlast.
+ */
+let busy: RecordingUpstream;
+let releaseBusy: () => void = () => undefined;
+const busyReleased = new Promise<void>((resolve) => (releaseBusy = resolve));
+let onBusyRequest: Array<() => void> = [];
+/** Resolves when the busy target receives its next request. */
+const nextBusyRequest = (): Promise<void> => new Promise((resolve) => onBusyRequest.push(resolve));
+
 beforeAll(async () => {
-  [a, b, c, slow] = await Promise.all([startEchoUpstream('a'), startEchoUpstream('b'), startEchoUpstream('c'), startEchoUpstream('slow', { delayMs: 1500 })]);
+  [a, b, c] = await Promise.all([startEchoUpstream('a'), startEchoUpstream('b'), startEchoUpstream('c')]);
+  busy = await startRecordingUpstream(async (_req, res) => {
+    const waiting = onBusyRequest;
+    onBusyRequest = [];
+    for (const resolve of waiting) resolve();
+    await busyReleased;
+    res.send(200, [['content-type', 'text/plain']], 'name=busy');
+  });
   proxy = await startProxy(
     {
       drain_timeout_ms: 1000,
       routes: [
         { path: '/wrr', upstream: { targets: [{ url: a.url, weight: 3 }, { url: b.url, weight: 1 }], load_balancing: 'round_robin' } },
         { path: '/array', upstream: [a.url, b.url, c.url] },
-        { path: '/least', upstream: { targets: [{ url: slow.url }, { url: b.url }], load_balancing: 'least_connections' } },
+        { path: '/least', upstream: { targets: [{ url: busy.url }, { url: b.url }], load_balancing: 'least_connections' } },
         { path: '/random', upstream: { targets: [{ url: a.url }, { url: b.url }, { url: c.url }], load_balancing: 'random' } },
         { path: '/iphash', upstream: { targets: [{ url: a.url }, { url: b.url }, { url: c.url }], load_balancing: 'ip_hash' } },
         { path: '/chash-header', upstream: { targets: [{ url: a.url }, { url: b.url }, { url: c.url }], load_balancing: 'consistent_hash', hash_key: 'header:X-User' } },
@@ -40,6 +58,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  releaseBusy();
   await closeAll();
   await proxy?.stop();
 });
@@ -107,32 +126,38 @@ test('an array of URLs round-robins over equal targets', async () => {
   for (let i = 0; i + 3 <= names.length; i += 3) expect(new Set(names.slice(i, i + 3)).size).toBe(3);
 });
 
-test('least_connections prefers the idle target while the other is slow', async () => {
-  const before = slow.count();
-  const names: Promise<string>[] = [];
-  for (let i = 0; i < 40; i++) {
-    names.push(
-      (async () => {
-        const client = await RawClient.open(port);
-        try {
-          client.write(requestHead('GET', `/least?id=${i}`, []));
-          const res = await client.response('GET', 10_000);
-          expect(res.status).toBe(200);
-          return nameOf(res.body);
-        } finally {
-          client.destroy();
-        }
-      })(),
-    );
-    await new Promise((r) => setTimeout(r, 15));
+test('least_connections prefers the idle target while the other is busy', async () => {
+  // One request at a time, each on a new connection: the next is sent once the last was answered (by b) or is
+  // held (by busy), so b never has one in flight at a pick, and the outcome does not depend on the machine's speed.
+  const held: Array<Promise<{ body: Buffer }>> = [];
+  const clients: RawClient[] = [];
+  let answeredByB = 0;
+  try {
+    for (let i = 0; i < 40; i++) {
+      const client = await RawClient.open(port);
+      clients.push(client);
+      const busyGotIt = nextBusyRequest();
+      client.write(requestHead('GET', `/least?id=${i}`, []));
+      const response = client.response('GET', 30_000);
+      const outcome = await Promise.race([response.then((res) => nameOf(res.body)), busyGotIt.then(() => 'held')]);
+      if (outcome === 'held') held.push(response);
+      else {
+        expect(outcome).toBe('b');
+        answeredByB++;
+      }
+    }
+    releaseBusy();
+    for (const response of held) expect(nameOf((await response).body)).toBe('busy');
+  } finally {
+    for (const client of clients) client.destroy();
   }
-  const counts = count(await Promise.all(names));
-  // At most one request per worker thread goes to the slow target (the first pick, a tie);
-  // after that it has one in flight and the fast target none.
-  expect(counts.slow ?? 0).toBeLessThanOrEqual(2);
-  expect(counts.b).toBeGreaterThanOrEqual(38);
-  expect(slow.count() - before).toBeLessThanOrEqual(2);
-});
+  // Each worker thread's first pick is a tie at 0 in flight, which goes to busy (picked longest ago); from then on
+  // busy has one in flight and b none. So busy holds one request per worker that got any: 1 or 2 of the 40.
+  expect(held.length).toBeGreaterThanOrEqual(1);
+  expect(held.length).toBeLessThanOrEqual(2);
+  expect(busy.requests.length).toBe(held.length);
+  expect(answeredByB).toBe(40 - held.length);
+}, 60_000);
 
 test('random spreads over every target', async () => {
   const counts = count(await parallel('/random', 600, 4));

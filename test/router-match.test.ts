@@ -1,6 +1,7 @@
 import type { RouteConfig } from '../src/config/types';
 import { compileRoutes, type RouteMatch } from '../dist/router/compile';
-import { splitTarget } from '../dist/router/request-path';
+import { normalisePath, splitTarget } from '../dist/router/request-path';
+import { mulberry32 } from './helpers/random';
 import { upstreamPath } from '../dist/router/rewrite';
 
 function route(path: string, extra: Partial<RouteConfig> = {}): RouteConfig {
@@ -125,6 +126,28 @@ const cases: Case[] = [
   { name: 'asterisk-form is not a path', routes: [route('/')], path: '*', expect: 'bad_path' },
   { name: 'encoded slash is not a separator', routes: [route('/a/b'), route('/')], path: '/a%2Fb', expect: 1 },
   { name: 'dot-prefixed names are not dot-segments', routes: [route('/.well-known')], path: '/.well-known/x', expect: 0 },
+
+  // Path equivalence (RFC 3986 §6.2.2): escaped unreserved characters are the characters themselves.
+  { name: 'escaped letter is the letter', routes: [route('/admin'), route('/')], path: '/%61dmin', expect: 0, matchedPrefix: '/admin' },
+  { name: 'escaped upper-case letters', routes: [route('/admin'), route('/')], path: '/%41%44MIN', expect: 1 },
+  { name: 'every unreserved escape is decoded', routes: [route('/aZ09-._~'), route('/')], path: '/%61%5A%30%39%2D%2E%5F%7e', expect: 0 },
+  { name: 'escaped dot-dot after decoding', routes: [route('/public'), route('/admin')], path: '/public/.%2E/admin', expect: 1 },
+  { name: 'escape hex case does not matter', routes: [route('/caf%C3%A9'), route('/')], path: '/caf%c3%a9', expect: 0 },
+  { name: 'route paths are normalised too', routes: [route('/caf%c3%a9/%61pi'), route('/')], path: '/caf%C3%A9/api', expect: 0 },
+  { name: 'escaped reserved characters stay escaped', routes: [route('/a:b'), route('/')], path: '/a%3Ab', expect: 1 },
+  { name: 'params keep reserved escapes, upper-cased', routes: [route('/u/:id')], path: '/u/%7euser%2fx', expect: 0, params: { id: '~user%2Fx' } },
+  { name: 'malformed escape', routes: [route('/')], path: '/a%zz', expect: 'bad_path' },
+  { name: 'truncated escape', routes: [route('/')], path: '/a%4', expect: 'bad_path' },
+  { name: 'percent at the end', routes: [route('/')], path: '/a/%', expect: 'bad_path' },
+
+  // An escaped slash never hides a dot-segment an upstream that decodes it would resolve.
+  { name: 'dot-dot behind %2F', routes: [route('/api'), route('/')], path: '/api/..%2F..%2Fadmin', expect: 'bad_path' },
+  { name: 'escaped dot-dot behind %2f', routes: [route('/api'), route('/')], path: '/api/%2e%2e%2fadmin', expect: 'bad_path' },
+  { name: 'dot-dot after %2F', routes: [route('/api'), route('/')], path: '/api/x%2F..', expect: 'bad_path' },
+  { name: 'single dot behind %2F', routes: [route('/api'), route('/')], path: '/api/.%2Fx', expect: 'bad_path' },
+  { name: 'dot-dot behind %5C', routes: [route('/api'), route('/')], path: '/api/..%5cadmin', expect: 'bad_path' },
+  { name: 'dot-dot behind a backslash', routes: [route('/api'), route('/')], path: '/api/..\\admin', expect: 'bad_path' },
+  { name: 'dots inside names behind %2F are fine', routes: [route('/api'), route('/')], path: '/api/v1.2%2F..x', expect: 0 },
 ];
 
 describe('Router.match', () => {
@@ -182,11 +205,48 @@ describe('upstreamPath', () => {
     ['bare star inside a segment', route('/img/*', { rewrite: '/img-*' }), '/img/x.png', '', '/img-x.png'],
     ['rewrite wins over strip_prefix', route('/api', { strip_prefix: true, rewrite: '/v1' }), '/api/x', '', '/v1/x'],
     ['rewrite from /', route('/', { rewrite: '/app' }), '/x', '', '/app/x'],
+    ['the routed path is forwarded, escapes normalised', route('/admin'), '/%61dmin/%7Eu/caf%c3%a9', '?a=%61', '/admin/~u/caf%C3%A9?a=%61'],
+    ['strip_prefix after decoding', route('/api', { strip_prefix: true }), '/%61pi/x', '', '/x'],
+    ['an escaped slash stays below the stripped prefix', route('/api', { strip_prefix: true }), '/api/a%2fb', '', '/a%2Fb'],
+    ['an escaped slash stays below the rewrite', route('/files/*', { rewrite: '/bucket/*' }), '/files/a%2Fb/c', '', '/bucket/a%2Fb/c'],
   ];
   test.each(rows)('%s', (_name, config, path, query, expected) => {
     const match = compileRoutes([config]).match('GET', null, path);
     if (match.kind !== 'route') throw new Error(`no match: ${match.kind}`);
-    expect(upstreamPath(match, path, query)).toBe(expected);
+    expect(upstreamPath(match, query)).toBe(expected);
+  });
+});
+
+describe('normalisePath', () => {
+  const SEPARATOR = /%2F|%5C|\\/i;
+  const UNRESERVED = /^[A-Za-z0-9\-._~]$/;
+  const ALPHABET = ['a', 'b', '.', '..', '/', '//', '%2e', '%2E', '%2f', '%2F', '%5c', '\\', '%61', '%7e', '%3a', '%zz', '%', '~', '-', '%41'];
+
+  test('seeded random paths: the result is a fixed point, holds no dot-segment even behind an escaped slash, and keeps only reserved escapes, in upper case', () => {
+    const random = mulberry32(0x5eed);
+    const problems: string[] = [];
+    let accepted = 0;
+    for (let n = 0; n < 20000; n++) {
+      let path = '/';
+      const parts = 1 + Math.floor(random() * 8);
+      for (let k = 0; k < parts; k++) path += ALPHABET[Math.floor(random() * ALPHABET.length)];
+      const normal = normalisePath(path);
+      if (normal === null) continue;
+      accepted++;
+      if (normalisePath(normal) !== normal) problems.push(`${path}: ${normal} is not a fixed point`);
+      for (const segment of normal.split('/').slice(1)) {
+        if (segment.split(SEPARATOR).some((piece) => piece === '.' || piece === '..')) problems.push(`${path}: ${normal} holds a dot-segment`);
+      }
+      for (const [escape, hex] of normal.matchAll(/%(..)/g)) {
+        if (UNRESERVED.test(String.fromCharCode(parseInt(hex, 16))) || hex !== hex.toUpperCase()) problems.push(`${path}: ${normal} keeps ${escape}`);
+      }
+    }
+    expect(problems).toEqual([]);
+    expect(accepted).toBeGreaterThan(2000);
+  });
+
+  test('a normal path is returned as it is', () => {
+    for (const path of ['/', '/a', '/a/b/', '/api/v1/users/42', '/a.b/c-d_e~f']) expect(normalisePath(path)).toBe(path);
   });
 });
 

@@ -2,8 +2,12 @@
  * The admin listener (SPEC §9), in the main thread, on loopback by default:
  * `GET /health` (200 while the process runs) and `GET /ready` (200 when
  * accepting, 503 while draining). With `admin.token`, every request needs
- * `Authorization: Bearer TOKEN`.
+ * `Authorization: Bearer TOKEN` (the scheme case-insensitive, RFC 9110
+ * §11.1). The token is checked in constant time: the SHA-256 of what was
+ * sent is compared with the token's own through timingSafeEqual, so neither
+ * the content nor the length of a guess shows in the answer's timing.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AdminConfig } from '../config/types';
 import type { Logger } from '../util/log';
@@ -21,14 +25,21 @@ const routes: Record<string, AdminRoute> = {
   '/ready': (state) => (state.ready() ? { status: 200, body: { status: 'ready' } } : { status: 503, body: { status: 'draining' } }),
 };
 
+const sha256 = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
+
+const BEARER = /^bearer /i;
+
 export class AdminServer {
   private readonly server: http.Server;
+  /** SHA-256 of `admin.token`; null = no token required. */
+  private readonly tokenDigest: Buffer | null;
 
   constructor(
     private readonly config: AdminConfig,
     private readonly state: AdminState,
     private readonly log: Logger,
   ) {
+    this.tokenDigest = config.token === undefined ? null : sha256(config.token);
     this.server = http.createServer((req, res) => this.handle(req, res));
     this.server.keepAliveTimeout = 5000;
     this.server.headersTimeout = 10000;
@@ -58,7 +69,7 @@ export class AdminServer {
       res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
       res.end(text);
     };
-    if (this.config.token !== undefined && req.headers.authorization !== `Bearer ${this.config.token}`) {
+    if (!this.authorized(req.headers.authorization)) {
       res.setHeader('www-authenticate', 'Bearer');
       return send(401, { error: 'admin token required', status: 401 });
     }
@@ -71,5 +82,13 @@ export class AdminServer {
     const { status, body } = route(this.state);
     this.log.trace({ path: req.url, status }, 'admin request');
     send(status, body);
+  }
+
+  /** Whether the request may use the admin API (see the file comment). */
+  private authorized(authorization: string | undefined): boolean {
+    if (this.tokenDigest === null) return true;
+    // A missing or non-Bearer header is compared as an empty token (never valid: the token is non-empty), in the same time.
+    const presented = authorization !== undefined && BEARER.test(authorization) ? authorization.slice(7) : '';
+    return timingSafeEqual(sha256(presented), this.tokenDigest);
   }
 }

@@ -22,6 +22,13 @@ import {
 import { headerMap, hostName, method } from './domain-checks';
 import { middlewareList } from './validate-middleware';
 import { upstream } from './validate-upstream';
+import { normaliseSegment } from '../router/request-path';
+
+/** A route path's literal segment that a normalised request path can hold. */
+function isNormalSegment(segment: string): boolean {
+  const normal = normaliseSegment(segment);
+  return normal !== null && normal !== '.' && normal !== '..';
+}
 
 const ROUTE_KEYS = ['path', 'upstream', 'respond', 'methods', 'host', 'headers', 'strip_prefix', 'rewrite', 'timeout_ms', 'retries', 'preserve_host', 'middlewares'];
 const RESPOND_KEYS = ['status', 'headers', 'body'];
@@ -65,6 +72,9 @@ function pathPattern(kind: 'path' | 'rewrite'): Check<string> {
     for (const [index, segment] of segments.entries()) {
       if (kind === 'path' && segment.includes('*') && (segment !== '*' || index !== segments.length - 1)) {
         return ctx.add(path, `"*" is only allowed as the whole last segment, got ${describe(value)}`);
+      }
+      if (kind === 'path' && !segment.startsWith(':') && segment !== '*' && !isNormalSegment(segment)) {
+        return ctx.add(path, `segment ${quote(segment)} can never match (requests are routed on normalised paths: README "Routing"), got ${describe(value)}`);
       }
       if (!segment.startsWith(':')) continue;
       const name = segment.slice(1);

@@ -13,7 +13,7 @@
 import net from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { detectProtocol } from '../protocol/detect';
-import { protocolHandler, type ProtocolSession } from '../protocol/registry';
+import { listenerHandler, type ProtocolSession } from '../protocol/registry';
 import type { WorkerContext } from '../server/worker-context';
 import type { IncomingConnection } from './acceptor';
 
@@ -215,8 +215,8 @@ export class Connection {
       return;
     }
     this.detectBuffer = undefined;
-    const handler = kind === 'unknown' ? undefined : protocolHandler(kind);
-    if (!handler || !handler.enabled(this.set.ctx)) {
+    const handler = kind === 'unknown' ? undefined : listenerHandler(kind, this.set.ctx);
+    if (!handler) {
       this.set.ctx.log.debug({ remote: this.remoteAddress, protocol: kind }, 'protocol refused');
       return this.close();
     }
@@ -227,8 +227,8 @@ export class Connection {
 
   /** The acceptor's peek already told the protocol: open the session before any read. */
   openPeeked(kind: string): boolean {
-    const handler = protocolHandler(kind);
-    if (!handler || !handler.enabled(this.set.ctx)) return false;
+    const handler = listenerHandler(kind, this.set.ctx);
+    if (!handler) return false;
     this.protocol = kind;
     this.session = handler.open(this, this.set.ctx);
     return true;

@@ -24,6 +24,10 @@
  * handshake must finish within `connection_timeout_ms` (the server's
  * handshakeTimeout, and the connection's own deadline, which follows reloads).
  *
+ * Cleartext on the TLS listener (registry.ts `listenerHandler`): an HTTP/1
+ * request is answered 400 at its first bytes, as nginx does, and closed
+ * (PlainHttpRefusal); it never reaches routing or an upstream.
+ *
  * Certificates: SecureContexts per worker (secure-contexts.ts), chosen by
  * SNI; on reload a new table is swapped in for new handshakes and the default
  * context replaced with `setSecureContext`; established connections keep the
@@ -36,6 +40,9 @@ import type { ZproxyConfig, ProtocolName } from '../config/types';
 import type { WorkerContext } from '../server/worker-context';
 import type { Logger } from '../util/log';
 import { protocolHandler, type ProtocolSession } from '../protocol/registry';
+import { prepareErrorResponse, renderResponse } from '../protocol/http1/response-writer';
+import { PlainHttpOnTlsError } from '../errors';
+import { nextRequestId } from '../util/request-id';
 import { MIN_TLS_VERSION, SniTable, type TlsMaterial } from './secure-contexts';
 
 /** The ALPN protocols offered, in the server's order of preference. */
@@ -183,4 +190,48 @@ export class TlsSession implements ProtocolSession {
 
 export function openTlsSession(conn: Connection, ctx: WorkerContext): ProtocolSession {
   return new TlsSession(conn, ctx, ctx.tls);
+}
+
+/**
+ * Cleartext HTTP/1 on a TLS listener: 400 at the first bytes, then our FIN.
+ * What the client still sends is read and dropped until it closes too (the
+ * connection's deadline bounds the wait), so unread bytes cannot turn the
+ * close into a reset that destroys the answer.
+ */
+class PlainHttpRefusal implements ProtocolSession {
+  private answered = false;
+
+  constructor(
+    private readonly conn: Connection,
+    private readonly ctx: WorkerContext,
+  ) {}
+
+  onData(): void {
+    if (this.answered) return;
+    this.answered = true;
+    const { conn, ctx } = this;
+    const error = new PlainHttpOnTlsError();
+    ctx.log.debug({ code: error.code, remote: conn.remoteAddress }, 'request rejected');
+    const response = prepareErrorResponse(error, nextRequestId());
+    conn.socket.end(renderResponse(response, { date: ctx.httpDate, close: true, keepAliveHeader: false, headOnly: false }));
+    conn.setClosing();
+  }
+
+  onEnd(): void {
+    this.conn.close();
+  }
+
+  drain(): void {
+    this.conn.close();
+  }
+
+  onHeadTimeout(): void {
+    this.conn.close();
+  }
+
+  onClose(): void {}
+}
+
+export function openPlainHttpRefusal(conn: Connection, ctx: WorkerContext): ProtocolSession {
+  return new PlainHttpRefusal(conn, ctx);
 }

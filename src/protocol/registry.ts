@@ -2,6 +2,12 @@
  * The seed's extension point: protocol handlers by name. The connection
  * detects what a client speaks and asks this registry for a session; a
  * protocol that is unregistered or left out of `protocols` is refused.
+ *
+ * With `tls.enabled` the listener serves TLS only (SPEC §6, as nginx's
+ * `listen ... ssl`): what the first bytes show in clear is not served.
+ * Cleartext HTTP/1 goes to the `plain-http-on-tls` handler, which answers
+ * 400 and closes; anything else in clear (h2c prior knowledge) is closed.
+ * HTTP/1 and HTTP/2 are still served inside TLS, chosen by ALPN.
  */
 import type net from 'node:net';
 import type { Connection } from '../listener/connection';
@@ -44,4 +50,14 @@ export function registerProtocol(handler: ProtocolHandler): void {
 
 export function protocolHandler(name: string): ProtocolHandler | undefined {
   return handlers.get(name);
+}
+
+/** Cleartext HTTP/1 on a TLS listener (see the file comment). */
+export const PLAIN_HTTP_ON_TLS = 'plain-http-on-tls';
+
+/** The handler for a protocol detected from a connection's first bytes on the listener, or undefined: close it. */
+export function listenerHandler(kind: string, ctx: WorkerContext): ProtocolHandler | undefined {
+  const name = !ctx.config.tls.enabled || kind === 'tls' ? kind : kind === 'http1' ? PLAIN_HTTP_ON_TLS : undefined;
+  const handler = name === undefined ? undefined : handlers.get(name);
+  return handler !== undefined && handler.enabled(ctx) ? handler : undefined;
 }

@@ -19,13 +19,15 @@ export type RouteHit = {
   wildcard: string | null;
   /** The normalised request path up to the last segment the pattern consumed ("" for `/` and `/*`). */
   matchedPrefix: string;
+  /** The normalised request path (request-path.ts): what was routed, and what the upstream gets (rewrite.ts). */
+  path: string;
 };
 
 export type RouteMatch =
   | RouteHit
   | { kind: 'not_found' }
   | { kind: 'method_not_allowed'; allow: string[] }
-  /** The path does not start with "/" or climbs above it with "..": answer 400. */
+  /** The path cannot be normalised (request-path.ts: not starting with "/", climbing above it, a bad escape): answer 400. */
   | { kind: 'bad_path' };
 
 export interface Router {
@@ -107,5 +109,6 @@ function toHit(entry: RouteEntry, path: string, segments: readonly string[]): Ro
     params,
     wildcard: wildcard ? path.slice(matchedPrefix.length + 1) : null,
     matchedPrefix,
+    path,
   };
 }

@@ -3,18 +3,19 @@
  * prefix removed (`strip_prefix`) or replaced (`rewrite`), then the query.
  */
 import type { RouteHit } from './compile';
-import { normalisePath } from './request-path';
 
 /** `/*` (the rest with its "/"), a bare `*` (the rest without it), or `:name`. */
 const CAPTURE = /\/?\*|:[A-Za-z_][A-Za-z0-9_]*/g;
 
 /**
- * `originalPath` is the path given to `Router.match`, `query` is with its "?" (or "").
- * The rest of the path below `matchedPrefix` follows the replacement unless
- * the rewrite template places it with `*`.
+ * `query` is with its "?" (or ""), passed on as it came. The rest of the
+ * path below `matchedPrefix` follows the replacement unless the rewrite
+ * template places it with `*`. The path that was routed cannot climb above
+ * the replacement: it holds no dot-segment, not even behind an escaped
+ * slash (request-path.ts).
  */
-export function upstreamPath(match: RouteHit, originalPath: string, query: string): string {
-  const path = normalisePath(originalPath) ?? originalPath;
+export function upstreamPath(match: RouteHit, query: string): string {
+  const path = match.path;
   const rest = path.slice(match.matchedPrefix.length);
   let upstream = path;
   if (match.route.rewrite !== undefined) upstream = applyTemplate(match.route.rewrite, match.params, rest);

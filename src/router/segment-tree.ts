@@ -3,6 +3,7 @@
  * at most one `:param` child, and the routes whose pattern ends at the node
  * (with or without a trailing `*`), in file order.
  */
+import { normaliseSegment } from './request-path';
 
 export interface PathPattern {
   /** Pattern segments before a trailing `*`; `:name` for a parameter. */
@@ -12,9 +13,16 @@ export interface PathPattern {
   wildcard: boolean;
 }
 
-/** `/users/:id/*` → segments ["users", ":id"], params [["id", 1]], wildcard. Empty segments are ignored. */
+/**
+ * `/users/:id/*` → segments ["users", ":id"], params [["id", 1]], wildcard.
+ * Empty segments are ignored; literal ones are put in the request paths'
+ * normal form (`%61pi` is `api`), so that both compare alike.
+ */
 export function parsePattern(path: string): PathPattern {
-  const segments = path.split('/').filter((segment) => segment !== '');
+  const segments = path
+    .split('/')
+    .filter((segment) => segment !== '')
+    .map((segment) => (segment.startsWith(':') ? segment : (normaliseSegment(segment) ?? segment)));
   const wildcard = segments[segments.length - 1] === '*';
   if (wildcard) segments.pop();
   const params: PathPattern['params'] = [];

@@ -45,8 +45,10 @@ export const TOO_LARGE = -3;
 
 /**
  * Heads that are not complete yet are validated only in their first
- * EARLY_SCAN_BYTES on each call (bounding the work a client dribbling a
- * large head byte by byte can cause); a complete head is scanned once.
+ * EARLY_SCAN_BYTES (so garbage fails before the head ends, and a client
+ * dribbling a large head cannot make us rescan 64 KiB per byte it sends); a
+ * complete head is scanned once. With a HeadProgress the early window is
+ * validated again only each time it has doubled.
  */
 export const EARLY_SCAN_BYTES = 4096;
 
@@ -71,6 +73,13 @@ export class ScanState {
   b = 0;
   c = 0;
   d = 0;
+  /**
+   * Bytes this thread's head scans have looked at, ever: the scanner's
+   * spans, the head-end searches and skipped empty lines (one addition per
+   * call). A test reads it to show that a head sent byte by byte costs
+   * linear work.
+   */
+  bytesExamined = 0;
 
   fail(pos: number, status: number, reason: string): number {
     this.errorPos = pos;
@@ -81,6 +90,28 @@ export class ScanState {
 }
 
 export const scanState = new ScanState();
+
+/**
+ * How far the bytes of an incomplete request head were looked at, so that
+ * the next call for the same head resumes there instead of starting over
+ * (see PendingHead in request-head.ts). Offsets count from the message's
+ * `start`; all zero = a new head. The parser resets it once the head is
+ * complete or rejected.
+ */
+export class HeadProgress {
+  /** Bytes of empty lines (CRLF) before the start line; fixed once the start line began. */
+  emptyLines = 0;
+  /** Bytes from the start line on in which no CRLFCRLF ends (the next search starts 3 before their end). */
+  searched = 0;
+  /** Bytes from the start line on the scanner last found valid, at most EARLY_SCAN_BYTES. */
+  validated = 0;
+
+  reset(): void {
+    this.emptyLines = 0;
+    this.searched = 0;
+    this.validated = 0;
+  }
+}
 
 /**
  * Scans field lines from p (the start of a line) through the empty line.
@@ -180,10 +211,43 @@ export function expectCrlf(buf: Buffer, p: number, end: number, s: ScanState, wh
 /** A start line + field lines scanner (request or response). */
 export type HeadScanner = (buf: Buffer, p: number, end: number, s: ScanState) => number;
 
-function findHeadEnd(buf: Buffer, p: number, end: number): boolean {
-  const hay = buf.length - end > 4096 ? buf.subarray(p, end) : buf;
-  const i = hay === buf ? buf.indexOf(CRLFCRLF, p) : hay.indexOf(CRLFCRLF);
-  return i >= 0 && (hay === buf ? i : i + p) + 4 <= end;
+/** Bytes no head holds anywhere: CTLs other than HTAB, CR and LF, and DEL. */
+const NEVER_IN_HEAD = new Uint8Array(256);
+for (let c = 0; c < 0x20; c++) if (c !== HT && c !== CR && c !== LF) NEVER_IN_HEAD[c] = 1;
+NEVER_IN_HEAD[0x7f] = 1;
+
+/**
+ * Whether the new bytes buf[from, end) (from > the head's first byte) prove
+ * the head malformed whatever surrounds them: a byte no head holds, a bare
+ * LF or a bare CR. Cheap (each byte once), it keeps rejecting such garbage
+ * as soon as it arrives without rescanning the head; the scanner then says
+ * exactly what is wrong. Malformations that depend on where a byte stands
+ * wait for the early window's next validation (earlyWindowGrew).
+ */
+function provesMalformed(buf: Buffer, from: number, end: number, s: ScanState): boolean {
+  s.bytesExamined += end - from;
+  for (let i = from; i < end; i++) {
+    const c = buf[i];
+    // A CR must be followed by LF, and an LF preceded by CR.
+    if (NEVER_IN_HEAD[c] === 1 || (c === LF) !== (buf[i - 1] === CR)) return true;
+  }
+  return false;
+}
+
+/** Whether a CRLFCRLF lies within buf[from, end): the bytes after end (a reused buffer's stale tail) are never searched. */
+function findHeadEnd(buf: Buffer, from: number, end: number, s: ScanState): boolean {
+  s.bytesExamined += end - from;
+  return buf.subarray(from, end).indexOf(CRLFCRLF) >= 0;
+}
+
+/** The early window is validated again when it has doubled since, or has just reached its full size: no more than 3 × EARLY_SCAN_BYTES of scanning per head. */
+function earlyWindowGrew(window: number, validated: number): boolean {
+  return window > validated && (window >= 2 * validated || window === EARLY_SCAN_BYTES);
+}
+
+function scanSpan(scanner: HeadScanner, buf: Buffer, p: number, end: number, s: ScanState): number {
+  s.bytesExamined += end - p;
+  return scanner(buf, p, end, s);
 }
 
 /**
@@ -193,16 +257,49 @@ function findHeadEnd(buf: Buffer, p: number, end: number): boolean {
  *   - a malformation proven by a byte within the first `max` bytes wins;
  *   - otherwise a head (complete or not) longer than `max` is TOO_LARGE.
  * Returns the head end, INCOMPLETE, MALFORMED or TOO_LARGE.
+ *
+ * With `progress` (a head arriving in pieces), a call after an incomplete
+ * one searches only the new bytes for the head's end (from 3 before them),
+ * scans the head once it is complete, and meanwhile validates the early
+ * window again only when it has doubled: a head of n bytes costs O(n) over
+ * all its calls, however it is split.
  */
-export function scanHead(buf: Buffer, start: number, p: number, end: number, max: number, scanner: HeadScanner, s: ScanState): number {
+export function scanHead(
+  buf: Buffer,
+  start: number,
+  p: number,
+  end: number,
+  max: number,
+  scanner: HeadScanner,
+  s: ScanState,
+  progress: HeadProgress | null = null,
+): number {
+  const length = end - p;
+  const window = Math.min(length, EARLY_SCAN_BYTES);
   let r: number;
-  if (end - p <= EARLY_SCAN_BYTES || findHeadEnd(buf, p, end)) r = scanner(buf, p, end, s);
-  else r = scanner(buf, p, p + EARLY_SCAN_BYTES, s);
+  let validated = -1;
+  if (progress === null || progress.searched === 0) {
+    // A first look (the usual head, read whole): one scan, over the early window only when no head end is in sight.
+    if (length <= EARLY_SCAN_BYTES || findHeadEnd(buf, p, end, s)) r = scanSpan(scanner, buf, p, end, s);
+    else r = scanSpan(scanner, buf, p, p + EARLY_SCAN_BYTES, s);
+    validated = window;
+  } else if (findHeadEnd(buf, p + Math.max(0, progress.searched - 3), end, s)) {
+    r = scanSpan(scanner, buf, p, end, s);
+  } else if (earlyWindowGrew(window, progress.validated) || provesMalformed(buf, p + Math.min(progress.searched, window), p + window, s)) {
+    r = scanSpan(scanner, buf, p, p + window, s);
+    validated = window;
+  } else {
+    r = INCOMPLETE;
+  }
+  if (progress !== null && r === INCOMPLETE) {
+    progress.searched = length;
+    if (validated >= 0) progress.validated = validated;
+  }
   if (r === MALFORMED) return s.errorPos - start < max ? MALFORMED : TOO_LARGE;
   if (r === INCOMPLETE) {
     if (end - start <= max) return INCOMPLETE;
     // Too large: one full scan of the allowed bytes, to report an earlier malformation first.
-    r = p < start + max ? scanner(buf, p, start + max, s) : INCOMPLETE;
+    r = p < start + max ? scanSpan(scanner, buf, p, start + max, s) : INCOMPLETE;
     return r === MALFORMED ? MALFORMED : TOO_LARGE;
   }
   return r - start > max ? TOO_LARGE : r;
@@ -212,8 +309,17 @@ export function scanHead(buf: Buffer, start: number, p: number, end: number, max
  * scanHead, then the framing facts (into fieldFacts). Returns the head end,
  * INCOMPLETE, TOO_LARGE, or MALFORMED with s.status / s.reason set.
  */
-export function scanHeadAndFacts(buf: Buffer, start: number, p: number, end: number, max: number, scanner: HeadScanner, s: ScanState): number {
-  const headEnd = scanHead(buf, start, p, end, max, scanner, s);
+export function scanHeadAndFacts(
+  buf: Buffer,
+  start: number,
+  p: number,
+  end: number,
+  max: number,
+  scanner: HeadScanner,
+  s: ScanState,
+  progress: HeadProgress | null = null,
+): number {
+  const headEnd = scanHead(buf, start, p, end, max, scanner, s, progress);
   if (headEnd < 0) return headEnd;
   if (!collectFieldFacts(buf, s.offsets, s.count, fieldFacts)) return s.fail(headEnd, 400, fieldFacts.reason);
   return headEnd;
@@ -230,12 +336,14 @@ export function takeOffsets(s: ScanState): number[] {
  * the empty lines, or MALFORMED for a bare CR.
  */
 export function skipEmptyLines(buf: Buffer, p: number, end: number, s: ScanState): number {
+  const from = p;
   while (p < end && buf[p] === CR) {
-    if (p + 1 >= end) return INCOMPLETE;
+    if (p + 1 >= end) break;
     if (buf[p + 1] !== LF) return s.fail(p + 1, 400, 'bare CR');
     p += 2;
   }
-  return p;
+  s.bytesExamined += p - from;
+  return p < end && buf[p] === CR ? INCOMPLETE : p;
 }
 
 // ---------------------------------------------------------------------------

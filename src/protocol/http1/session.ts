@@ -14,7 +14,7 @@ import { writeThrough, writeThroughReused } from '../../util/socket-fd';
 import type { Connection } from '../../listener/connection';
 import type { WorkerContext } from '../../server/worker-context';
 import type { ProtocolSession } from '../registry';
-import { parseRequestHead, type RequestHead } from './request-head';
+import { PendingHead, parseRequestHead, type RequestHead } from './request-head';
 import { BodyReader } from './body-reader';
 import { prepareDirectResponse, prepareErrorResponse, renderResponse, type PreparedResponse } from './response-writer';
 import {
@@ -65,6 +65,8 @@ function directResponse(respond: DirectResponse): PreparedResponse {
 export class Http1Session implements ProtocolSession, ClientSide {
   /** Unparsed bytes kept between reads (a partial head, or pipelined requests). */
   private buffered: Buffer | null = null;
+  /** Where a partial head's bytes are kept, and how far they were scanned (linear work for a slow client). */
+  private readonly pendingHead = new PendingHead();
   /** The current request's body, still arriving. */
   private body: BodyReader | null = null;
   /** A direct answer waiting for the request body to be read. */
@@ -118,7 +120,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
     if (this.tunnel) return this.tunnel.fromClient(buf, start, end, buf.buffer === this.ctx.readBuffer.buffer);
     if (this.closing) return;
     if (this.buffered) {
-      const joined = Buffer.concat([this.buffered, buf.subarray(start, end)]);
+      const joined = this.pendingHead.append(this.buffered, buf, start, end);
       this.buffered = null;
       this.process(joined, 0, joined.length);
     } else {
@@ -331,11 +333,11 @@ export class Http1Session implements ProtocolSession, ClientSide {
         if (this.exchange === null) this.conn.socket.once('drain', this.onOutputDrained);
         break;
       }
-      const parsed = parseRequestHead(buf, at, end, { maxHeaderBytes: this.ctx.config.max_header_bytes });
+      const parsed = parseRequestHead(buf, at, end, { maxHeaderBytes: this.ctx.config.max_header_bytes }, this.pendingHead.progress);
       if (parsed.kind === 'incomplete') {
         // The head timeout runs from its first bytes (a head read whole never needs it).
         this.conn.setReadingHead();
-        this.buffered = Buffer.from(buf.subarray(at, end));
+        this.buffered = this.pendingHead.hold(buf, at, end);
         break;
       }
       if (parsed.kind === 'error') {
@@ -391,7 +393,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
     let response: PreparedResponse;
     if (match.kind === 'route' && match.route.upstream) {
       const group = this.ctx.upstreams.group(match.index)!;
-      if (!group.http2) return this.startExchange(head, match, group, path, query, clientRequestId === null);
+      if (!group.http2) return this.startExchange(head, match, group, query, clientRequestId === null);
       // Answered here: the HTTP/2-only upstream would refuse it, and be blamed for it.
       response = prepareErrorResponse(new HttpVersionError('this route\'s upstream speaks HTTP/2 only'), this.requestId);
     } else if (match.kind === 'bad_path') response = prepareErrorResponse(new BadPathError(), this.requestId);
@@ -404,7 +406,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
     else if (head.expectContinue) this.write(CONTINUE);
   }
 
-  private startExchange(head: RequestHead, match: RouteHit, group: UpstreamGroup, path: string, query: string, addRequestId: boolean): void {
+  private startExchange(head: RequestHead, match: RouteHit, group: UpstreamGroup, query: string, addRequestId: boolean): void {
     const route: RouteConfig = match.route;
     const hostFromTarget = !route.preserve_host || head.host === null;
     const forwarded = (this.forwarded ??= new ForwardedFields(peerAddress(this.conn.remoteAddress), this.conn.proto));
@@ -417,7 +419,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
     this.exchange = new ProxyExchange(this, this.ctx, route, group, {
       method: head.method,
       head: forwardRequestHead(head, {
-        path: upstreamPath(match, path, query),
+        path: upstreamPath(match, query),
         hostFromTarget,
         forwarded: forwarded.lines(head.host, priorFor),
         requestId: this.requestId,

@@ -55,7 +55,7 @@ export function handleStream(ctx: WorkerContext, stream: ServerHttp2Stream, head
   const route = match.route;
   if (route.respond) return void respondDirect(stream, route.respond, method, hasBody);
   const group = ctx.upstreams.group(match.index)!;
-  const upstreamTarget = upstreamPath(match, path, query);
+  const upstreamTarget = upstreamPath(match, query);
   const peer = conn.address;
   if (method === 'CONNECT' && headers[':protocol'] === 'websocket') {
     // The tunnel speaks HTTP/1.1 Upgrade upstream: refused here, so an HTTP/2 target is not blamed for it.
