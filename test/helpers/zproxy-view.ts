@@ -69,7 +69,7 @@ export class ZproxyView {
       }
       at = body.end;
       if (match.kind === 'route' && match.route.upstream) {
-        requests.push({ kind: 'forward', method: head.method, target: upstreamPath(match, path, query), body: body.data });
+        requests.push({ kind: 'forward', method: head.method, target: upstreamPath(match, query), body: body.data });
       } else {
         const status = match.kind === 'bad_path' ? 400 : match.kind === 'not_found' ? 404 : match.kind === 'method_not_allowed' ? 405 : match.route.respond!.status;
         requests.push({ kind: 'direct', method: head.method, status });
