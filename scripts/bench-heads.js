@@ -10,8 +10,8 @@
  */
 const { parseRequestHead } = require('../dist/protocol/http1/request-head');
 const { parseResponseHead } = require('../dist/protocol/http1/response-head');
-const { forwardRequestHead, forwardResponseHead } = require('../dist/proxy/forward-head');
-const { ForwardedFields } = require('../dist/proxy/forwarded-fields');
+const { forwardRequestHead, forwardResponseHead } = require('../dist/protocol/http1/forward-head');
+const { ForwardedFields } = require('../dist/http/forwarded-fields');
 const { nextRequestId } = require('../dist/util/request-id');
 
 const request = Buffer.from('GET /small HTTP/1.1\r\nHost: 127.0.0.1:18080\r\n\r\n', 'latin1');

@@ -1,7 +1,7 @@
 /**
  * The client address behind trusted proxies (nginx realip, recursive).
  */
-import { TrustedProxies } from '../dist/proxy/client-ip';
+import { TrustedProxies } from '../dist/http/client-ip';
 
 const trusted = new TrustedProxies(['10.0.0.0/8', '127.0.0.1', '::1']);
 

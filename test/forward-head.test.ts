@@ -6,7 +6,7 @@
  * buffer as it was.
  */
 import { parseResponseHead, type ResponseHead } from '../dist/protocol/http1/response-head';
-import { forwardResponseHead, rewriteResponseHead, type ForwardResponseOptions } from '../dist/proxy/forward-head';
+import { forwardResponseHead, rewriteResponseHead, type ForwardResponseOptions } from '../dist/protocol/http1/forward-head';
 import { mulberry32 } from './helpers/random';
 
 

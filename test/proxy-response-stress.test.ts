@@ -14,7 +14,7 @@
 import net from 'node:net';
 import type { Server } from '../dist/index';
 import { parseResponseHead } from '../dist/protocol/http1/response-head';
-import { forwardResponseHead } from '../dist/proxy/forward-head';
+import { forwardResponseHead } from '../dist/protocol/http1/forward-head';
 import { startProxy } from './helpers/server';
 import { mulberry32 } from './helpers/random';
 import { sleep } from './helpers/upstreams';

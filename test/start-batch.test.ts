@@ -5,7 +5,7 @@
  * the rest of its batch nor stops later batches (found by review: the
  * reused queue stayed marked busy and nothing started again).
  */
-import { startAtEndOfTurn } from '../dist/proxy/start-batch';
+import { startAtEndOfTurn } from '../dist/pipeline/start-batch';
 
 const turns = async (n: number) => {
   for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));

@@ -16,7 +16,7 @@ import { NoHealthyTargetError, UpstreamConnectError, UpstreamResetError, Upstrea
 import { respondError } from '../protocol/http2/h2-client-side';
 import { IDEMPOTENT } from './proxy-exchange';
 import { connectFailureOf } from '../upstream/h2-sessions';
-import { HOP_BY_HOP, SET_BY_PROXY } from './forwarding-rules';
+import { HOP_BY_HOP, SET_BY_PROXY } from '../http/forwarding-rules';
 
 export interface H2ProxyRequest {
   route: RouteConfig;

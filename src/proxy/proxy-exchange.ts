@@ -31,18 +31,17 @@
  * upstream's, or while the client has not taken what was relayed, the
  * client's, which ends the exchange without blaming the target.
  */
-import type net from 'node:net';
 import type { RouteConfig } from '../config/types';
 import type { WorkerContext } from '../server/worker-context';
 import type { UpstreamGroup } from '../upstream/upstreams';
 import type { Target } from '../upstream/target';
 import type { ConnectionPool, ConnectionWaiter } from '../upstream/connection-pool';
 import type { UpstreamConnection, UpstreamExchange, UpstreamFailure } from '../upstream/upstream-connection';
-import type { TunnelUpgrade } from '../tunnel/upgrade';
 import type { RequestId } from '../util/request-id';
 import type { ResponseHead, BodyFraming } from '../protocol/http1/response-head';
 import type { MessageHead } from '../protocol/http1/field-lines';
-import { closeHeadWithHost } from './forward-head';
+import type { ClientSide } from '../pipeline/client-side';
+import { closeHeadWithHost } from '../protocol/http1/forward-head';
 import {
   InternalError,
   NoHealthyTargetError,
@@ -58,57 +57,12 @@ import type { TunnelResult } from '../native/addon-types';
 import { bodySpliceAvailable, BodySplice, SPLICE_MIN_BYTES } from './body-splice';
 
 /**
- * Response body chunks up to this size may be copied by a client side
- * (sendBody returning 0): the upstream's buffer is free at once and the
- * upstream need not pause; larger ones are relayed from that buffer.
- */
-export const COPY_BODY_MAX_BYTES = 16 * 1024;
-
-/**
  * Request body bytes held while the request has no connected upstream
  * before reading from the client pauses: one read of a client connection.
  * The reads already under way may add one more, so a request holds at most
  * about twice this, and always all it has received: a retry replays it whole.
  */
 const HOLD_BODY_BYTES = 64 * 1024;
-
-/**
- * The client side of an exchange: the protocol session that asked (HTTP/1
- * today), which owns the client's wire format and connection decisions.
- */
-export interface ClientSide {
-  /** Bytes written to the client and not yet flushed. */
-  readonly pendingBytes: number;
-  pauseReading(): void;
-  resumeReading(): void;
-  /** A 1xx response other than 100 and 101. */
-  sendInterim(head: ResponseHead): void;
-  /** The final response head; `requestComplete` says whether the whole request body was read. */
-  sendResponseHead(head: ResponseHead, framing: BodyFraming, requestId: RequestId, requestComplete: boolean): void;
-  /**
-   * Response body bytes without the upstream's framing (the client side
-   * writes its own), living in the upstream connection's buffer. Returns how
-   * many writes will call `onFlushed` once the client no longer needs that
-   * memory (0: the bytes were copied).
-   */
-  sendBody(buf: Buffer, start: number, end: number, onFlushed: () => void): number;
-  /** An upstream read was fully relayed: write anything held back to join it. */
-  flush?(): void;
-  /**
-   * The client socket the rest of a response body may be spliced into (see
-   * body-splice.ts), with anything held back written first; null when the
-   * body must pass through JS (TLS, a changed framing, closing).
-   */
-  spliceTarget?(): net.Socket | null;
-  /** The response is complete; `trailers`: a chunked body's trailer section, if any. */
-  exchangeDone(trailers: MessageHead | null): void;
-  /** The exchange failed before any response byte: answer with `error`; close the connection if `close`. */
-  exchangeFailed(error: ZproxyError, close: boolean): void;
-  /** The response broke off midway: the only honest signal left is closing the connection. */
-  abort(): void;
-  /** The upstream accepted the upgrade (101): relay it and tunnel (only asked of sides that send upgrades). */
-  switchProtocols?(upgrade: TunnelUpgrade): void;
-}
 
 export interface ExchangeRequest {
   readonly method: string;

@@ -7,7 +7,7 @@ import type { ZproxyConfig } from '../config/types';
 import type { Router } from '../router/compile';
 import type { Logger } from '../util/log';
 import type { Upstreams } from '../upstream/upstreams';
-import type { TrustedProxies } from '../proxy/client-ip';
+import type { TrustedProxies } from '../http/client-ip';
 import type { H2Sessions } from '../upstream/h2-sessions';
 import type { TlsAcceptor } from '../listener/tls-listener';
 

@@ -17,7 +17,7 @@ import type { Placement } from './placement';
 import type { WorkerContext } from './worker-context';
 import { registerBuiltinProtocols } from '../protocol/builtin';
 import { Upstreams } from '../upstream/upstreams';
-import { TrustedProxies } from '../proxy/client-ip';
+import { TrustedProxies } from '../http/client-ip';
 import { H2Sessions } from '../upstream/h2-sessions';
 import { TlsAcceptor } from '../listener/tls-listener';
 import type { TlsMaterial } from '../listener/secure-contexts';

@@ -15,7 +15,7 @@ import { platform } from '../native/platform';
 import { JsTunnel } from './js-tunnel';
 import { spliceableFd } from '../util/socket-fd';
 import { openSpliceTunnel } from './splice-tunnel';
-import { offersWebSocket } from '../proxy/forwarding-rules';
+import { offersWebSocket } from '../http/forwarding-rules';
 import type { RequestId } from '../util/request-id';
 
 /** What a proxy exchange hands the client side when the upstream answers 101. */

@@ -34,7 +34,7 @@ import { connectTls, type UpstreamTlsOptions } from './tls-connect';
 import type { TunnelResult } from '../native/addon-types';
 import { writeThrough } from '../util/socket-fd';
 import { timedOut } from '../errors';
-import { offersWebSocket } from '../proxy/forwarding-rules';
+import { offersWebSocket } from '../http/forwarding-rules';
 
 /** `upgraded`: a 101 switched it to a tunnel; its bytes go to the raw reader, never to an exchange again. */
 export type UpstreamState = 'connecting' | 'idle' | 'busy' | 'upgraded' | 'closed';

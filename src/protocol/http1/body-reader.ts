@@ -9,7 +9,7 @@
  * extension or trailer the client wrote reaches the upstream.
  */
 import { ChunkedDecoder } from './chunked';
-import { frameChunk, lastChunk } from '../../proxy/chunk-framing';
+import { frameChunk, lastChunk } from './chunk-framing';
 
 export type BodyOutcome = { done: false } | { done: true } | { error: 'too_large' | 'bad_chunk'; detail: string };
 

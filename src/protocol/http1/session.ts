@@ -34,10 +34,11 @@ import type { DirectResponse, RouteConfig } from '../../config/types';
 import { splitTarget } from '../../router/request-path';
 import { upstreamPath } from '../../router/rewrite';
 import type { RouteHit } from '../../router/compile';
-import { COPY_BODY_MAX_BYTES, ProxyExchange, type ClientSide } from '../../proxy/proxy-exchange';
-import { peerAddress } from '../../proxy/client-ip';
-import { ForwardedFields } from '../../proxy/forwarded-fields';
-import { startAtEndOfTurn } from '../../proxy/start-batch';
+import { ProxyExchange } from '../../proxy/proxy-exchange';
+import { COPY_BODY_MAX_BYTES, type ClientSide } from '../../pipeline/client-side';
+import { peerAddress } from '../../http/client-ip';
+import { ForwardedFields } from '../../http/forwarded-fields';
+import { startAtEndOfTurn } from '../../pipeline/start-batch';
 import {
   forwardInterimHead,
   forwardRequestHead,
@@ -45,9 +46,9 @@ import {
   forwardSwitchingHead,
   rewriteResponseHead,
   type ForwardResponseOptions,
-} from '../../proxy/forward-head';
+} from './forward-head';
 import { isWebSocketUpgrade, openTunnel, type ClientTunnel, type TunnelUpgrade } from '../../tunnel/upgrade';
-import { chunkSizeLine, frameChunk, lastChunk, CRLF } from '../../proxy/chunk-framing';
+import { chunkSizeLine, frameChunk, lastChunk, CRLF } from './chunk-framing';
 import type { MessageHead } from './field-lines';
 import type { BodyFraming, ResponseHead } from './response-head';
 import type { UpstreamGroup } from '../../upstream/upstreams';

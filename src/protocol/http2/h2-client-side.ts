@@ -8,7 +8,7 @@
 import http2, { type ServerHttp2Stream } from 'node:http2';
 import type { BodyFraming, ResponseHead } from '../http1/response-head';
 import type { MessageHead } from '../http1/field-lines';
-import { COPY_BODY_MAX_BYTES, type ClientSide } from '../../proxy/proxy-exchange';
+import { COPY_BODY_MAX_BYTES, type ClientSide } from '../../pipeline/client-side';
 import { errorBody, type ZproxyError } from '../../errors';
 import { h2ResponseHeaders, h2Trailers } from './translate';
 

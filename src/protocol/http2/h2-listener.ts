@@ -16,7 +16,7 @@ import type { Connection } from '../../listener/connection';
 import type { WorkerContext } from '../../server/worker-context';
 import type { ProtocolSession } from '../registry';
 import { handleStream, type H2Peer, type StreamCloser } from './h2-stream';
-import { peerAddress } from '../../proxy/client-ip';
+import { peerAddress } from '../../http/client-ip';
 import { installStreamTable } from './stream-table';
 
 const MAX_RESETS_PER_SECOND = 200;

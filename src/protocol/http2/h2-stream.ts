@@ -15,7 +15,7 @@ import { BadPathError, BodyTooLargeError, MethodNotAllowedError, NotFoundError, 
 import { H2ClientSide, respondError } from './h2-client-side';
 import { h1RequestHead, h2HeaderValue } from './translate';
 import { proxyToH2Upstream } from '../../proxy/h2-stream-proxy';
-import { startAtEndOfTurn } from '../../proxy/start-batch';
+import { startAtEndOfTurn } from '../../pipeline/start-batch';
 import { tunnelH2WebSocket } from './h2-websocket';
 
 const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');

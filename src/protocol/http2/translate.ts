@@ -8,7 +8,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import type { MessageHead } from '../http1/field-lines';
 import type { ResponseHead } from '../http1/response-head';
 import { equalsIgnoreCase } from '../http1/chars';
-import { HOP_BY_HOP, NOT_IN_TRAILERS, SET_BY_PROXY, contentLengthLine, namedAwayByConnection } from '../../proxy/forwarding-rules';
+import { HOP_BY_HOP, NOT_IN_TRAILERS, SET_BY_PROXY, contentLengthLine, namedAwayByConnection } from '../../http/forwarding-rules';
 
 /**
  * Fields that never go from an HTTP/2 request to an HTTP/1.1 upstream as

@@ -16,12 +16,12 @@
  * Host).
  */
 import { STATUS_CODES } from 'node:http';
-import { equalsIgnoreCase, equalsLowerBytes, lowerBytes } from '../protocol/http1/chars';
-import type { MessageHead } from '../protocol/http1/field-lines';
-import type { RequestHead } from '../protocol/http1/request-head';
-import type { ResponseHead } from '../protocol/http1/response-head';
-import { requestIdLength, writeRequestId, type RequestId } from '../util/request-id';
-import { FORWARDED_UPGRADE, HOP_BY_HOP, SET_BY_PROXY, contentLengthLine, namedAwayByConnection } from './forwarding-rules';
+import { equalsIgnoreCase, equalsLowerBytes, lowerBytes } from './chars';
+import type { MessageHead } from './field-lines';
+import type { RequestHead } from './request-head';
+import type { ResponseHead } from './response-head';
+import { requestIdLength, writeRequestId, type RequestId } from '../../util/request-id';
+import { FORWARDED_UPGRADE, HOP_BY_HOP, SET_BY_PROXY, contentLengthLine, namedAwayByConnection } from '../../http/forwarding-rules';
 
 /** Names to drop, bucketed by length so most headers are rejected by one lookup. */
 interface DropTable {

@@ -10,7 +10,7 @@
  * Only bodiless requests wait: a body may follow right behind its head. An
  * exchange aborted meanwhile (its client went away) does not start.
  */
-import type { ProxyExchange } from './proxy-exchange';
+import type { ProxyExchange } from '../proxy/proxy-exchange';
 
 /** One array for every turn (a new one per turn cost an allocation and its growth per request). */
 const queue: (ProxyExchange | null)[] = [];

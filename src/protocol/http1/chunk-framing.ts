@@ -5,9 +5,9 @@
  * decoded (chunked.ts) and framed anew here, so a chunk-size or extension
  * that parsers read differently never crosses the proxy.
  */
-import type { MessageHead } from '../protocol/http1/field-lines';
-import { equalsIgnoreCase } from '../protocol/http1/chars';
-import { NOT_IN_TRAILERS } from './forwarding-rules';
+import type { MessageHead } from './field-lines';
+import { equalsIgnoreCase } from './chars';
+import { NOT_IN_TRAILERS } from '../../http/forwarding-rules';
 
 export const CRLF = Buffer.from('\r\n', 'latin1');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
