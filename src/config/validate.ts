@@ -15,7 +15,8 @@
  */
 import { isIP } from 'node:net';
 import { DEFAULT_ADMIN, DEFAULT_PROTOCOLS, TIMEOUTS_DEFAULTING_TO_CONNECTION, TLS_DEFAULTS, TOP_LEVEL_DEFAULTS } from './defaults';
-import type { AdminConfig, LogLevel, ProtocolName, TlsCertificate, TlsConfig, ZproxyConfig } from './types';
+import type { AdminConfig, LogLevel, MiddlewareConfig, ProtocolName, TlsCertificate, TlsConfig, ZproxyConfig } from './types';
+import { loadModuleFactory } from '../middleware/module';
 import {
   type Check,
   Context,
@@ -221,14 +222,24 @@ export function loadConfig(input: unknown, options: ValidateOptions & { source?:
  * §8: fail closed): its shape is checked by `validateConfig`, but starting
  * it would leave routes unprotected.
  */
-export const ENFORCED_MIDDLEWARE: ReadonlySet<string> = new Set<string>([]);
+export const ENFORCED_MIDDLEWARE: ReadonlySet<string> = new Set<string>(['module']);
 
-/** One problem per middleware entry this build cannot enforce, by JSON path. */
+/**
+ * One problem per middleware entry this build cannot enforce, by JSON
+ * path: a type it does not implement, or a `module` that does not load.
+ */
 export function unenforced(config: ZproxyConfig): string[] {
   const problems: string[] = [];
-  const check = (list: readonly { type: string }[], path: string) =>
+  const check = (list: readonly MiddlewareConfig[], path: string) =>
     list.forEach((entry, i) => {
       if (!ENFORCED_MIDDLEWARE.has(entry.type)) problems.push(`${path}[${i}].type: middleware "${entry.type}" is not enforced by this version of zproxy; refused rather than run without it`);
+      else if (entry.type === 'module') {
+        try {
+          loadModuleFactory((entry.config as { path: string }).path);
+        } catch (err) {
+          problems.push(`${path}[${i}].config.path: the module does not load: ${(err as Error).message.split('\n')[0]}`);
+        }
+      }
     });
   check(config.middlewares, 'middlewares');
   config.routes.forEach((route, i) => check(route.middlewares, `routes[${i}].middlewares`));

@@ -79,3 +79,11 @@ export function offersWebSocket(upgrade: string | null): boolean {
   if (upgrade === null) return false;
   return upgrade.split(',').some((token) => token.trim().toLowerCase() === FORWARDED_UPGRADE);
 }
+
+/**
+ * Whether a middleware may set or remove a field (lower-case name): never
+ * the framing, Host, connection-specific fields or those the proxy sets.
+ */
+export function mayEditField(lowerName: string): boolean {
+  return !NEVER_NAMED_AWAY.has(lowerName) && !HOP_BY_HOP.includes(lowerName) && !SET_BY_PROXY.includes(lowerName);
+}

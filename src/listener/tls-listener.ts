@@ -40,7 +40,8 @@ import type { ZproxyConfig, ProtocolName } from '../config/types';
 import type { WorkerContext } from '../server/worker-context';
 import type { Logger } from '../util/log';
 import { protocolHandler, type ProtocolSession } from '../protocol/registry';
-import { prepareErrorResponse, renderResponse } from '../protocol/http1/response-writer';
+import { renderOwnResponse } from '../protocol/http1/response-writer';
+import { errorResponse } from '../pipeline/own-response';
 import { PlainHttpOnTlsError } from '../errors';
 import { nextRequestId } from '../util/request-id';
 import { MIN_TLS_VERSION, SniTable, type TlsMaterial } from './secure-contexts';
@@ -212,8 +213,8 @@ class PlainHttpRefusal implements ProtocolSession {
     const { conn, ctx } = this;
     const error = new PlainHttpOnTlsError();
     ctx.log.debug({ code: error.code, remote: conn.remoteAddress }, 'request rejected');
-    const response = prepareErrorResponse(error, nextRequestId());
-    conn.socket.end(renderResponse(response, { date: ctx.httpDate, close: true, keepAliveHeader: false, headOnly: false }));
+    const response = errorResponse(error, nextRequestId());
+    conn.socket.end(renderOwnResponse(response, { date: ctx.httpDate, close: true, keepAliveHeader: false, headOnly: false }));
     conn.setClosing();
   }
 

@@ -52,3 +52,11 @@ export interface ClientSide {
   switchProtocols?(upgrade: TunnelUpgrade): void;
 }
 
+/** What a codec holds of the exchange carrying its request: where the request body goes, and how to cancel it. */
+export interface ExchangeHandle {
+  /** Raw request body bytes, framing included, in memory the exchange may keep. */
+  sendBody(chunk: Buffer): void;
+  requestBodyDone(): void;
+  /** The client went away: cancel the upstream request. */
+  abort(): void;
+}

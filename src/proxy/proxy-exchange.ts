@@ -41,6 +41,7 @@ import type { RequestId } from '../util/request-id';
 import type { ResponseHead, BodyFraming } from '../protocol/http1/response-head';
 import type { MessageHead } from '../protocol/http1/field-lines';
 import type { ClientSide } from '../pipeline/client-side';
+import type { RequestContext } from '../pipeline/request-context';
 import { closeHeadWithHost } from '../protocol/http1/forward-head';
 import {
   InternalError,
@@ -65,6 +66,8 @@ import { bodySpliceAvailable, BodySplice, SPLICE_MIN_BYTES } from './body-splice
 const HOLD_BODY_BYTES = 64 * 1024;
 
 export interface ExchangeRequest {
+  /** The request as the pipeline sees it (the target that answers is noted on it). */
+  readonly context?: RequestContext;
   readonly method: string;
   /** The forwarded head; open (no Host, no blank line) when `hostFromTarget`. */
   readonly head: Buffer;

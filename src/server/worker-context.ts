@@ -5,6 +5,7 @@
  */
 import type { ZproxyConfig } from '../config/types';
 import type { Router } from '../router/compile';
+import type { PhaseTable } from '../middleware/registry';
 import type { Logger } from '../util/log';
 import type { Upstreams } from '../upstream/upstreams';
 import type { TrustedProxies } from '../http/client-ip';
@@ -16,6 +17,8 @@ export interface WorkerContext {
   /** Swapped as a whole on reload: a request keeps the config it started with. */
   config: ZproxyConfig;
   router: Router;
+  /** Each route's middleware phases (swapped with the config). */
+  phases: PhaseTable;
   /** `trusted_proxies`, compiled (swapped with the config). */
   trustedProxies: TrustedProxies;
   /** Targets, balancers and connection pools of this worker. */

@@ -7,6 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { selectPlatform } from '../native/platform';
 import { createLogger, logger } from '../util/log';
 import { compileRoutes } from '../router/compile';
+import { buildPhaseTable } from '../middleware/registry';
 import { ConnectionSet } from '../listener/connection';
 import { attachNativeIntake } from '../listener/native-acceptor';
 import { attachSharedListenerIntake } from '../listener/shared-listener';
@@ -49,6 +50,7 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
     index: data.index,
     config: data.config,
     router: compileRoutes(data.config.routes),
+    phases: buildPhaseTable(data.config, { log }),
     trustedProxies: new TrustedProxies(data.config.trusted_proxies),
     upstreams: new Upstreams(data.config, data.generation, allocBuffer),
     h2Sessions: new H2Sessions(data.config.upstream_connect_timeout_ms),
@@ -105,6 +107,7 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
       const config = message.config as ZproxyConfig;
       ctx.upstreams.load(config, message.generation as number);
       ctx.router = compileRoutes(config.routes);
+      ctx.phases = buildPhaseTable(config, { log });
       ctx.trustedProxies = new TrustedProxies(config.trusted_proxies);
       ctx.h2Sessions.setConnectTimeout(config.upstream_connect_timeout_ms);
       // Absent: the main thread could not read the certificates; the running ones stay.

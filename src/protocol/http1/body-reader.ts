@@ -18,19 +18,20 @@ export class BodyReader {
   private readonly decoder: ChunkedDecoder | null;
   private decodedBytes = 0;
   /** A forwarded chunked body: the chunks framed anew since the last `forwardable`. */
-  private framed: Buffer[] | null;
+  private framed: Buffer[] | null = null;
 
   constructor(
     contentLength: number | null,
     chunked: boolean,
     private readonly maxBodyBytes: number | null,
-    /** The bytes go upstream (see `forwardable`); false: they are discarded. */
-    forwarded: boolean,
   ) {
     this.remaining = chunked ? 0 : (contentLength ?? 0);
-    this.framed = chunked && forwarded ? [] : null;
-    const framed = this.framed;
-    this.decoder = chunked ? new ChunkedDecoder(framed ? { onData: (buf, start, end) => void framed.push(frameChunk(buf, start, end)) } : {}) : null;
+    this.decoder = chunked ? new ChunkedDecoder({ onData: (buf, start, end) => void this.framed?.push(frameChunk(buf, start, end)) }) : null;
+  }
+
+  /** The bytes go upstream from now on (see `forwardable`); before, they are discarded. Called before any is consumed. */
+  forward(): void {
+    if (this.decoder !== null) this.framed = [];
   }
 
   /**

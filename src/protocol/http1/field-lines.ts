@@ -606,6 +606,30 @@ export class MessageHead {
     }
     return out;
   }
+
+  // The pipeline's view (pipeline/request-context.ts RequestHeaders): undefined for absent.
+
+  get(lowerName: string): string | undefined {
+    return this.getHeader(lowerName) ?? undefined;
+  }
+
+  joined(lowerName: string): string | undefined {
+    return this.getHeaderJoined(lowerName) ?? undefined;
+  }
+
+  /** Copies this head's facts to `other`, a head over the same bytes moved by `shift`. */
+  protected copyFactsTo(other: MessageHead, shift: number): void {
+    other.start = this.start - shift;
+    other.fieldsStart = this.fieldsStart - shift;
+    other.headEnd = this.headEnd - shift;
+    other.versionMinor = this.versionMinor;
+    other.contentLength = this.contentLength;
+    other.contentLengthIndex = this.contentLengthIndex;
+    other.chunked = this.chunked;
+    other.keepAlive = this.keepAlive;
+    other.connectionTokens = this.connectionTokens;
+    other.upgrade = this.upgrade;
+  }
 }
 
 /** Fills the facts common to requests and responses. */

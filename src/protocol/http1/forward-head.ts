@@ -22,6 +22,7 @@ import type { RequestHead } from './request-head';
 import type { ResponseHead } from './response-head';
 import { requestIdLength, writeRequestId, type RequestId } from '../../util/request-id';
 import { FORWARDED_UPGRADE, HOP_BY_HOP, SET_BY_PROXY, contentLengthLine, namedAwayByConnection } from '../../http/forwarding-rules';
+import type { FieldEdits, ResponseEdits } from '../../pipeline/phases';
 
 /** Names to drop, bucketed by length so most headers are rejected by one lookup. */
 interface DropTable {
@@ -100,8 +101,8 @@ function dropped(head: MessageHead, i: number, table: DropTable, tokens: readonl
  * call in this thread (the codec is synchronous); returns the pair count.
  */
 const runs: number[] = [];
-function keptRuns(head: MessageHead, table: DropTable, rewritten: number): number {
-  const tokens = namedAwayByConnection(head.connectionTokens, table.names);
+function keptRuns(head: MessageHead, table: DropTable, rewritten: number, edits: FieldEdits | null): number {
+  const tokens = removedNames(head, table, edits);
   let count = 0;
   let runStart = -1;
   for (let i = 0; i < head.headerCount; i++) {
@@ -120,6 +121,20 @@ function keptRuns(head: MessageHead, table: DropTable, rewritten: number): numbe
     count++;
   }
   return count;
+}
+
+/** The names dropped by name: those `Connection` lists, and those a middleware removes. */
+function removedNames(head: MessageHead, table: DropTable, edits: FieldEdits | null): readonly string[] {
+  const tokens = namedAwayByConnection(head.connectionTokens, table.names);
+  return edits === null || edits.removed.size === 0 ? tokens : [...tokens, ...edits.removed];
+}
+
+/** The field lines a middleware adds ('' for none). */
+function editedLines(edits: FieldEdits | null): string {
+  if (edits === null) return '';
+  let lines = '';
+  for (const [name, value] of edits.added) lines += `${name}: ${value}\r\n`;
+  return lines;
 }
 
 /** Fixed field lines the proxy adds, as bytes (copied, never written from strings per request). */
@@ -183,8 +198,8 @@ function writeAdded(out: Buffer, at: number, added: AddedFields): number {
  * `rewritten` and the table's), the added fields, then `tail[tailStart, tailEnd)`
  * (a small body sent with its head).
  */
-function assemble(head: MessageHead, table: DropTable, rewritten: number, line: string | null, added: AddedFields, tail?: Buffer, tailStart = 0, tailEnd = 0): Buffer {
-  const runCount = keptRuns(head, table, rewritten);
+function assemble(head: MessageHead, table: DropTable, rewritten: number, edits: FieldEdits | null, line: string | null, added: AddedFields, tail?: Buffer, tailStart = 0, tailEnd = 0): Buffer {
+  const runCount = keptRuns(head, table, rewritten, edits);
   let size = line === null ? head.fieldsStart - head.start : line.length;
   for (let k = 0; k < runCount; k++) size += runs[k * 2 + 1] - runs[k * 2];
   const out = Buffer.allocUnsafe(size + addedLength(added) + (added.close ? 2 : 0) + (tailEnd - tailStart));
@@ -231,6 +246,8 @@ export interface ForwardRequestOptions {
   addRequestId: boolean;
   /** A WebSocket upgrade: `Connection: upgrade` and `Upgrade: websocket` (only that, whatever else the client offered). */
   upgrade: boolean;
+  /** The upstream-request phases' edits (null: none). */
+  edits: FieldEdits | null;
 }
 
 /**
@@ -239,12 +256,12 @@ export interface ForwardRequestOptions {
  */
 export function forwardRequestHead(head: RequestHead, options: ForwardRequestOptions): Buffer {
   const notCopied = lengthNotCopied(head, true);
-  let text = head.chunked ? TE_CHUNKED : rewrittenLength(head, notCopied, true);
+  let text = (head.chunked ? TE_CHUNKED : rewrittenLength(head, notCopied, true)) + editedLines(options.edits);
   if (options.upgrade) text += UPGRADE_FIELDS;
   // An HTTP/1.1 request line whose target goes upstream unchanged is copied as the client sent it.
   const line = head.versionMinor === 1 && options.path === head.target ? null : `${head.method} ${options.path} HTTP/1.1\r\n`;
   const table = options.hostFromTarget ? REQUEST_DROP_WITH_HOST : REQUEST_DROP;
-  return assemble(head, table, notCopied, line, addedFields(options.forwarded, options.addRequestId ? options.requestId : null, text, !options.hostFromTarget));
+  return assemble(head, table, notCopied, options.edits, line, addedFields(options.forwarded, options.addRequestId ? options.requestId : null, text, !options.hostFromTarget));
 }
 
 const UPGRADE_FIELDS = `connection: upgrade\r\nupgrade: ${FORWARDED_UPGRADE}\r\n`;
@@ -264,6 +281,8 @@ export interface ForwardResponseOptions {
   close: boolean;
   /** An HTTP/1.0 client kept alive: say so. */
   keepAliveHeader: boolean;
+  /** The response phases' edits (null: none; the in-place path needs none that change the status). */
+  edits: ResponseEdits | null;
 }
 
 /**
@@ -273,7 +292,7 @@ export interface ForwardResponseOptions {
 export function forwardResponseHead(head: ResponseHead, options: ForwardResponseOptions, body?: Buffer, bodyStart = 0, bodyEnd = 0): Buffer {
   const keep = mayCarryLength(head);
   const notCopied = lengthNotCopied(head, keep);
-  return assemble(head, RESPONSE_DROP, notCopied, statusLine(head), responseFields(options, rewrittenLength(head, notCopied, keep)), body, bodyStart, bodyEnd);
+  return assemble(head, RESPONSE_DROP, notCopied, options.edits, statusLine(head, options.edits), responseFields(options, rewrittenLength(head, notCopied, keep)), body, bodyStart, bodyEnd);
 }
 
 /** 1xx and 204 responses carry no Content-Length (RFC 9110 §8.6); 304 and HEAD answers keep theirs. */
@@ -292,12 +311,12 @@ function mayCarryLength(head: ResponseHead): boolean {
  * untouched then. The head's offsets are void afterwards.
  */
 export function rewriteResponseHead(head: ResponseHead, options: ForwardResponseOptions, bodyEnd: number): number {
-  if (statusLine(head) !== null) return -1;
+  if (statusLine(head, options.edits) !== null) return -1;
   const buf = head.buf;
   const keep = mayCarryLength(head);
   const notCopied = lengthNotCopied(head, keep);
   const added = responseFields(options, rewrittenLength(head, notCopied, keep));
-  const count = keptRuns(head, RESPONSE_DROP, notCopied);
+  const count = keptRuns(head, RESPONSE_DROP, notCopied, options.edits);
   let kept = 0;
   for (let k = 0; k < count; k++) kept += runs[k * 2 + 1] - runs[k * 2];
   const tailFrom = head.headEnd - 2; // the blank line, then the body
@@ -315,11 +334,12 @@ export function rewriteResponseHead(head: ResponseHead, options: ForwardResponse
 
 function responseFields(options: ForwardResponseOptions, lengthLine: string): AddedFields {
   const lines = RESPONSE_FIELDS[options.chunked ? 1 : 0][options.close ? 1 : options.keepAliveHeader ? 2 : 0];
-  return addedFields(lines, options.addRequestId ? options.requestId : null, lengthLine, true);
+  return addedFields(lines, options.addRequestId ? options.requestId : null, lengthLine + editedLines(options.edits), true);
 }
 
-/** The status line to send, or null when the upstream's own (HTTP/1.1, with a reason) can be copied. */
-function statusLine(head: ResponseHead): string | null {
+/** The status line to send, or null when the upstream's own (HTTP/1.1, with a reason, the status kept) can be copied. */
+function statusLine(head: ResponseHead, edits: ResponseEdits | null): string | null {
+  if (edits !== null && edits.status !== head.status) return `HTTP/1.1 ${edits.status} ${STATUS_CODES[edits.status] ?? ''}\r\n`;
   if (head.versionMinor === 1 && head.reasonEnd > head.reasonStart) return null;
   return `HTTP/1.1 ${head.status} ${head.reasonEnd > head.reasonStart ? head.reason : (STATUS_CODES[head.status] ?? '')}\r\n`;
 }
@@ -331,10 +351,10 @@ function statusLine(head: ResponseHead): string | null {
  */
 export function forwardSwitchingHead(head: ResponseHead, options: { requestId: RequestId; addRequestId: boolean }): Buffer {
   const line = `HTTP/1.1 101 ${head.reason || STATUS_CODES[101]}\r\n`;
-  return assemble(head, RESPONSE_DROP, head.contentLengthIndex, line, addedFields(null, options.addRequestId ? options.requestId : null, UPGRADE_FIELDS, true));
+  return assemble(head, RESPONSE_DROP, head.contentLengthIndex, null, line, addedFields(null, options.addRequestId ? options.requestId : null, UPGRADE_FIELDS, true));
 }
 
 /** An interim (1xx) response relayed as is, minus hop-by-hop fields and any Content-Length. */
 export function forwardInterimHead(head: ResponseHead): Buffer {
-  return assemble(head, RESPONSE_DROP, head.contentLengthIndex, `HTTP/1.1 ${head.status} ${head.reason || STATUS_CODES[head.status] || ''}\r\n`, addedFields(null, null, '', true));
+  return assemble(head, RESPONSE_DROP, head.contentLengthIndex, null, `HTTP/1.1 ${head.status} ${head.reason || STATUS_CODES[head.status] || ''}\r\n`, addedFields(null, null, '', true));
 }

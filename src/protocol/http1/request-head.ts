@@ -77,6 +77,24 @@ export class RequestHead extends MessageHead {
   get hasBody(): boolean {
     return this.chunked || (this.contentLength !== null && this.contentLength > 0);
   }
+
+  /**
+   * The same head over a copy of its bytes: for a request that must outlive
+   * the read whose buffer holds it (an asynchronous middleware phase).
+   */
+  detached(): RequestHead {
+    const shift = this.start;
+    const head = new RequestHead(Buffer.from(this.buf.subarray(shift, this.headEnd)), this.headers.map((offset) => offset - shift));
+    this.copyFactsTo(head, shift);
+    head.method = this.method;
+    head.target = this.target;
+    head.targetStart = this.targetStart - shift;
+    head.targetEnd = this.targetEnd - shift;
+    head.targetForm = this.targetForm;
+    head.expectContinue = this.expectContinue;
+    head.host = this.host;
+    return head;
+  }
 }
 
 export type RequestParseResult =

@@ -1,34 +1,12 @@
 /**
- * Serialises the responses zproxy makes itself (direct `respond` routes and
- * errors). Static parts are rendered once per route when the config loads.
+ * Writes the responses zproxy makes itself (pipeline/own-response.ts:
+ * errors, `respond` routes, a phase's answer) as HTTP/1.1. The status line
+ * and fields of a response are rendered once per response object (a
+ * route's `respond` is one object for the life of its config); the Date,
+ * the Connection decision and the body are added per write.
  */
 import { STATUS_CODES } from 'node:http';
-import type { DirectResponse } from '../../config/types';
-import { errorBody, type ZproxyError } from '../../errors';
-import { requestIdText, type RequestId } from '../../util/request-id';
-
-export interface PreparedResponse {
-  /** Status line and the configured headers, ending in CRLF. */
-  readonly head: string;
-  readonly body: Buffer;
-}
-
-function statusLine(status: number): string {
-  return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
-}
-
-/** Renders a route's `respond` once. */
-export function prepareDirectResponse(respond: DirectResponse): PreparedResponse {
-  const body = Buffer.from(respond.body, 'utf8');
-  let head = statusLine(respond.status);
-  for (const [name, value] of Object.entries(respond.headers)) {
-    const lower = name.toLowerCase();
-    if (lower === 'content-length' || lower === 'connection' || lower === 'transfer-encoding') continue;
-    head += `${name}: ${value}\r\n`;
-  }
-  head += `content-length: ${body.length}\r\n`;
-  return { head, body };
-}
+import type { OwnResponse } from '../../pipeline/own-response';
 
 export interface WriteOptions {
   date: string;
@@ -40,20 +18,26 @@ export interface WriteOptions {
   headOnly: boolean;
 }
 
+const renderedHeads = new WeakMap<OwnResponse, string>();
+
+/** Status line, the response's fields and its Content-Length, ending in CRLF. */
+function renderedHead(response: OwnResponse): string {
+  let head = renderedHeads.get(response);
+  if (head === undefined) {
+    head = `HTTP/1.1 ${response.status} ${STATUS_CODES[response.status] ?? 'Unknown'}\r\n`;
+    for (const [name, value] of response.fields) head += `${name}: ${value}\r\n`;
+    head += `content-length: ${response.body.length}\r\n`;
+    renderedHeads.set(response, head);
+  }
+  return head;
+}
+
 /** One write: head, date, connection, body. */
-export function renderResponse(prepared: PreparedResponse, options: WriteOptions): Buffer {
-  let head = `${prepared.head}date: ${options.date}\r\n`;
+export function renderOwnResponse(response: OwnResponse, options: WriteOptions): Buffer {
+  let head = `${renderedHead(response)}date: ${options.date}\r\n`;
   if (options.close) head += 'connection: close\r\n';
   else if (options.keepAliveHeader) head += 'connection: keep-alive\r\n';
   head += '\r\n';
-  if (options.headOnly || prepared.body.length === 0) return Buffer.from(head, 'latin1');
-  return Buffer.concat([Buffer.from(head, 'latin1'), prepared.body]);
-}
-
-/** An error as the client sees it: a small JSON body (SPEC §6). */
-export function prepareErrorResponse(error: ZproxyError, id: RequestId, extraHeaders = ''): PreparedResponse {
-  const requestId = requestIdText(id);
-  const body = Buffer.from(errorBody(error, requestId), 'utf8');
-  const head = `${statusLine(error.status)}content-type: application/json\r\ncontent-length: ${body.length}\r\nx-request-id: ${requestId}\r\n${extraHeaders}`;
-  return { head, body };
+  if (options.headOnly || response.body.length === 0) return Buffer.from(head, 'latin1');
+  return Buffer.concat([Buffer.from(head, 'latin1'), response.body]);
 }

@@ -1,9 +1,12 @@
 /**
- * One HTTP/1.x client connection: reads request heads and bodies in order,
- * routes each request, and answers it — directly (`respond` routes and
- * errors) or through a ProxyExchange to an upstream. Pipelined requests are
- * answered in order: bytes that arrive while a request is being proxied are
- * kept (copied) and reading pauses until the response is done.
+ * One HTTP/1.x client connection, as a codec adapter of the pipeline
+ * (pipeline/handle-request.ts): it reads request heads and bodies in order,
+ * makes each request a RequestContext, and writes what the pipeline
+ * decides — zproxy's own answer, or the upstream's response through a
+ * proxy exchange — in HTTP/1's terms (its heads, its framing, its close).
+ * Pipelined requests are answered in order: bytes that arrive while a
+ * request is being answered (or waits on an asynchronous phase) are kept
+ * (copied) and reading pauses until it is done.
  *
  * Bytes arrive either straight from the worker's reused read buffer
  * (onread) or as fresh chunks; anything kept across reads is copied.
@@ -16,63 +19,41 @@ import type { WorkerContext } from '../../server/worker-context';
 import type { ProtocolSession } from '../registry';
 import { PendingHead, parseRequestHead, type RequestHead } from './request-head';
 import { BodyReader } from './body-reader';
-import { prepareDirectResponse, prepareErrorResponse, renderResponse, type PreparedResponse } from './response-writer';
-import {
-  BadPathError,
-  BadRequestError,
-  BodyTimeoutError,
-  BodyTooLargeError,
-  HeadersTooLargeError,
-  HttpVersionError,
-  InternalError,
-  MethodNotAllowedError,
-  NotFoundError,
-  RequestTimeoutError,
-  type ZproxyError,
-} from '../../errors';
-import type { DirectResponse, RouteConfig } from '../../config/types';
+import { renderOwnResponse } from './response-writer';
+import { BadRequestError, BodyTimeoutError, BodyTooLargeError, HeadersTooLargeError, HttpVersionError, InternalError, RequestTimeoutError, type ZproxyError } from '../../errors';
 import { splitTarget } from '../../router/request-path';
 import { upstreamPath } from '../../router/rewrite';
-import type { RouteHit } from '../../router/compile';
-import { ProxyExchange } from '../../proxy/proxy-exchange';
-import { COPY_BODY_MAX_BYTES, type ClientSide } from '../../pipeline/client-side';
 import { peerAddress } from '../../http/client-ip';
 import { ForwardedFields } from '../../http/forwarded-fields';
-import { startAtEndOfTurn } from '../../pipeline/start-batch';
-import {
-  forwardInterimHead,
-  forwardRequestHead,
-  forwardResponseHead,
-  forwardSwitchingHead,
-  rewriteResponseHead,
-  type ForwardResponseOptions,
-} from './forward-head';
+import { forwardInterimHead, forwardRequestHead, forwardResponseHead, forwardSwitchingHead, rewriteResponseHead, type ForwardResponseOptions } from './forward-head';
 import { isWebSocketUpgrade, openTunnel, type ClientTunnel, type TunnelUpgrade } from '../../tunnel/upgrade';
 import { chunkSizeLine, frameChunk, lastChunk, CRLF } from './chunk-framing';
 import type { MessageHead } from './field-lines';
 import type { BodyFraming, ResponseHead } from './response-head';
 import type { UpstreamGroup } from '../../upstream/upstreams';
+import { COPY_BODY_MAX_BYTES, type ExchangeHandle } from '../../pipeline/client-side';
+import { RequestContext } from '../../pipeline/request-context';
+import { endRequest, handleRequest, responseEdits, type Downstream, type UpstreamRequest } from '../../pipeline/handle-request';
+import { errorResponse, type OwnResponse } from '../../pipeline/own-response';
+import type { FieldEdits } from '../../pipeline/phases';
+import { publishResponseHead } from '../../pipeline/diagnostics';
 
-/** Rendered once per `respond` object of the (frozen) config. */
-const preparedDirect = new WeakMap<DirectResponse, PreparedResponse>();
-
-function directResponse(respond: DirectResponse): PreparedResponse {
-  let prepared = preparedDirect.get(respond);
-  if (!prepared) preparedDirect.set(respond, (prepared = prepareDirectResponse(respond)));
-  return prepared;
-}
-
-
-export class Http1Session implements ProtocolSession, ClientSide {
+export class Http1Session implements ProtocolSession, Downstream {
   /** Unparsed bytes kept between reads (a partial head, or pipelined requests). */
   private buffered: Buffer | null = null;
   /** Where a partial head's bytes are kept, and how far they were scanned (linear work for a slow client). */
   private readonly pendingHead = new PendingHead();
   /** The current request's body, still arriving. */
   private body: BodyReader | null = null;
-  /** A direct answer waiting for the request body to be read. */
-  private direct: PreparedResponse | null = null;
-  private exchange: ProxyExchange | null = null;
+  /** zproxy's own answer, waiting for the request body to be read. */
+  private direct: OwnResponse | null = null;
+  private exchange: ExchangeHandle | null = null;
+  /** The request being answered (null between requests). */
+  private request: RequestContext | null = null;
+  /** Its head: valid during the read that brought it, unless detached (`hold`). */
+  private head: RequestHead | null = null;
+  /** A request waiting on an asynchronous phase: nothing more is read until the pipeline has decided. */
+  private held: RequestContext | null = null;
   private requestKeepAlive = true;
   private requestVersion: 0 | 1 = 1;
   private requestMethod = 'GET';
@@ -106,7 +87,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
    */
   private heldHead: ResponseHead | null = null;
   /** How the current response's head is forwarded (one response at a time per connection: filled per response). */
-  private readonly responseOptions: ForwardResponseOptions = { requestId: 0, addRequestId: false, chunked: false, close: false, keepAliveHeader: false };
+  private readonly responseOptions: ForwardResponseOptions = { requestId: 0, addRequestId: false, chunked: false, close: false, keepAliveHeader: false, edits: null };
   /** This connection's X-Forwarded-* lines (made at its first proxied request: TLS is set up by then). */
   private forwarded: ForwardedFields | null = null;
 
@@ -114,6 +95,17 @@ export class Http1Session implements ProtocolSession, ClientSide {
     private readonly conn: Connection,
     private readonly ctx: WorkerContext,
   ) {}
+
+  get worker(): WorkerContext {
+    return this.ctx;
+  }
+
+  get gone(): boolean {
+    return this.conn.state === 'closed';
+  }
+
+  /** No HTTP/2 upstream for an HTTP/1 client: the pipeline answers 505. */
+  readonly proxyToHttp2 = null;
 
   // --- ProtocolSession -------------------------------------------------------
 
@@ -142,6 +134,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
     this.tunnel?.clientClosed();
     this.exchange?.abort();
     this.exchange = null;
+    this.endCurrent();
   }
 
   drain(): void {
@@ -221,6 +214,9 @@ export class Http1Session implements ProtocolSession, ClientSide {
     options.chunked = this.rechunk;
     options.close = this.closeAfterResponse;
     options.keepAliveHeader = http10 && !this.closeAfterResponse;
+    const request = this.request!;
+    options.edits = responseEdits(request, head.status, this.ctx);
+    publishResponseHead(request, options.edits?.status ?? head.status);
     if (framing === 'none' || dechunk) return this.write(forwardResponseHead(head, options));
     this.heldHead = head;
   }
@@ -275,6 +271,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
     this.exchange = null;
     this.flush();
     if (this.rechunk) this.write(lastChunk(trailers));
+    this.endCurrent();
     if (this.closeAfterResponse) return this.closeAfterWrite();
     this.requestDone();
   }
@@ -283,19 +280,24 @@ export class Http1Session implements ProtocolSession, ClientSide {
     this.exchange = null;
     this.ctx.log.debug({ code: error.code, detail: error.message }, 'proxied request failed');
     const closeNow = close || !this.keepAlive;
-    this.writeResponse(prepareErrorResponse(error, this.requestId), closeNow);
+    this.writeResponse(errorResponse(error, this.requestId), closeNow);
+    this.endCurrent();
     if (closeNow) return this.closeAfterWrite();
     this.requestDone();
   }
 
   abort(): void {
     this.exchange = null;
+    this.endCurrent();
     this.conn.close();
   }
 
   switchProtocols(upgrade: TunnelUpgrade): void {
     this.exchange = null;
     this.write(forwardSwitchingHead(upgrade.head, { requestId: upgrade.requestId, addRequestId: upgrade.head.indexOfHeader('x-request-id') < 0 }));
+    const request = this.request!;
+    this.request = null;
+    publishResponseHead(request, 101);
     const clientPending = this.buffered;
     this.buffered = null;
     this.pausedForPipeline = false;
@@ -309,6 +311,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
       onClose: (result, kind) => {
         upgrade.onClosed();
         this.ctx.log.debug({ remote, tunnel: kind, ...result }, 'websocket tunnel closed');
+        endRequest(request, this.ctx);
       },
     });
   }
@@ -353,6 +356,13 @@ export class Http1Session implements ProtocolSession, ClientSide {
         this.ctx.log.error({ err }, 'request handling failed');
         this.fail(new InternalError(), this.requestId);
       }
+      if (this.held !== null && at < end && !this.closing) {
+        // An asynchronous phase holds the request: its body and what follows wait, read no more.
+        this.buffered = Buffer.from(buf.subarray(at, end));
+        this.pausedForPipeline = true;
+        this.pauseSocket();
+        break;
+      }
     }
     this.processing = false;
   }
@@ -375,6 +385,7 @@ export class Http1Session implements ProtocolSession, ClientSide {
     return start + consumed;
   }
 
+  /** A request head was read: a context for the pipeline, which decides through the Downstream methods below. */
   private startRequest(head: RequestHead): void {
     this.conn.setActive();
     this.responseStarted = false;
@@ -383,85 +394,114 @@ export class Http1Session implements ProtocolSession, ClientSide {
     this.requestMethod = head.method;
     const clientRequestId = head.getHeader('x-request-id');
     this.requestId = clientRequestId ?? nextRequestId();
-
-    const { path, query } = splitTarget(head.target);
-    const match = this.ctx.router.match(head.method, head.host, path, (name) => head.getHeader(name) ?? undefined);
-    const forwarded = match.kind === 'route' && match.route.upstream !== undefined;
-    const body = head.hasBody ? new BodyReader(head.contentLength, head.chunked, this.ctx.config.max_body_bytes, forwarded) : null;
+    const body = head.hasBody ? new BodyReader(head.contentLength, head.chunked, this.ctx.config.max_body_bytes) : null;
     if (body?.declaredTooLarge) return this.fail(new BodyTooLargeError(), this.requestId);
     this.body = body;
-
-    let response: PreparedResponse;
-    if (match.kind === 'route' && match.route.upstream) {
-      const group = this.ctx.upstreams.group(match.index)!;
-      if (!group.http2) return this.startExchange(head, match, group, query, clientRequestId === null);
-      // Answered here: the HTTP/2-only upstream would refuse it, and be blamed for it.
-      response = prepareErrorResponse(new HttpVersionError('this route\'s upstream speaks HTTP/2 only'), this.requestId);
-    } else if (match.kind === 'bad_path') response = prepareErrorResponse(new BadPathError(), this.requestId);
-    else if (match.kind === 'not_found') response = prepareErrorResponse(new NotFoundError(), this.requestId);
-    else if (match.kind === 'method_not_allowed') {
-      response = prepareErrorResponse(new MethodNotAllowedError(), this.requestId, `allow: ${match.allow.join(', ')}\r\n`);
-    } else response = directResponse(match.route.respond!);
-    this.direct = response;
-    if (!this.body) this.answerDirect();
-    else if (head.expectContinue) this.write(CONTINUE);
+    this.head = head;
+    const { path, query } = splitTarget(head.target);
+    const forwarded = (this.forwarded ??= new ForwardedFields(peerAddress(this.conn.remoteAddress), this.conn.proto));
+    this.request = new RequestContext(head.versionMinor === 1 ? 'HTTP/1.1' : 'HTTP/1.0', head.method, path, query, head.host, head, forwarded.peer, this.conn.proto, this.requestId, clientRequestId !== null);
+    handleRequest(this.request, this);
   }
 
-  private startExchange(head: RequestHead, match: RouteHit, group: UpstreamGroup, query: string, addRequestId: boolean): void {
-    const route: RouteConfig = match.route;
+  // --- Downstream (what the pipeline decides) ---------------------------------
+
+  answer(request: RequestContext, response: OwnResponse): void {
+    if (request !== this.request) return;
+    this.direct = response;
+    if (!this.body) this.answerDirect();
+    // zproxy gives the 100 itself, as nginx does: the body is read (and dropped) either way.
+    else if (this.head!.expectContinue) this.write(CONTINUE);
+  }
+
+  hold(request: RequestContext): void {
+    this.held = request;
+    // The head lives in a buffer the next read reuses: the request keeps a copy.
+    this.head = this.head!.detached();
+    request.headers = this.head;
+  }
+
+  release(request: RequestContext): void {
+    if (this.held !== request) return;
+    this.held = null;
+    if (this.closing || this.processing) return;
+    this.pausedForPipeline = false;
+    const pending = this.buffered;
+    if (pending) {
+      this.buffered = null;
+      this.process(pending, 0, pending.length);
+    }
+    this.maybeResume();
+  }
+
+  upstreamRequest(request: RequestContext, _group: UpstreamGroup, edits: FieldEdits | null): UpstreamRequest {
+    const head = this.head!;
+    const route = request.route!;
     const hostFromTarget = !route.preserve_host || head.host === null;
-    const forwarded = (this.forwarded ??= new ForwardedFields(peerAddress(this.conn.remoteAddress), this.conn.proto));
-    const priorFor = head.getHeaderJoined('x-forwarded-for');
-    const trusted = this.ctx.trustedProxies;
-    const clientIp = trusted.empty ? forwarded.peer : trusted.clientAddress(forwarded.peer, priorFor);
-    const hashHeader = group.hashHeader;
+    const forwarded = this.forwarded!;
     // `websocket` left out of `protocols`: the request goes on as a plain one (Upgrade is hop-by-hop), as nginx does.
     const upgrade = this.body === null && isWebSocketUpgrade(head) && this.ctx.config.protocols.includes('websocket');
-    this.exchange = new ProxyExchange(this, this.ctx, route, group, {
-      method: head.method,
+    return {
       head: forwardRequestHead(head, {
-        path: upstreamPath(match, query),
+        path: upstreamPathOf(request),
         hostFromTarget,
-        forwarded: forwarded.lines(head.host, priorFor),
+        forwarded: forwarded.lines(head.host, head.getHeaderJoined('x-forwarded-for')),
         requestId: this.requestId,
-        addRequestId,
+        addRequestId: !request.clientRequestId,
         upgrade,
+        edits,
       }),
       hostFromTarget,
-      requestId: this.requestId,
       hasBody: this.body !== null,
-      clientIp,
-      hashHeader,
-      hashValue: hashHeader === null ? undefined : (head.getHeaderJoined(hashHeader) ?? undefined),
       upgrade,
-    });
+    };
+  }
+
+  startExchange(request: RequestContext, exchange: ExchangeHandle): void {
+    if (request !== this.request) return exchange.abort();
+    this.exchange = exchange;
+    if (this.body === null) return;
+    this.body.forward();
     // zproxy gives the 100 itself (Expect is not forwarded), as nginx does.
-    if (this.body && head.expectContinue) this.write(CONTINUE);
-    if (this.body === null) startAtEndOfTurn(this.exchange);
-    else this.exchange.start();
+    if (this.head!.expectContinue) this.write(CONTINUE);
   }
 
   // --- answering --------------------------------------------------------------
 
-  /** The request was read in full: give the direct answer, then wait for the next one or close. */
+  /** The request was read in full: give zproxy's own answer, then wait for the next one or close. */
   private answerDirect(): void {
     const response = this.direct!;
     this.direct = null;
     const close = !this.keepAlive;
     this.writeResponse(response, close);
+    this.endCurrent();
     if (close) return this.closeAfterWrite();
     this.requestDone();
   }
 
-  private writeResponse(response: PreparedResponse, close: boolean): void {
+  private writeResponse(response: OwnResponse, close: boolean): void {
+    const request = this.request;
+    if (request !== null) {
+      request.errorCode = response.error?.code ?? null;
+      publishResponseHead(request, response.status);
+    }
     this.write(
-      renderResponse(response, {
+      renderOwnResponse(response, {
         date: this.ctx.httpDate,
         close,
         keepAliveHeader: this.requestVersion === 0,
         headOnly: this.requestMethod === 'HEAD',
       }),
     );
+  }
+
+  /** The current request is over (answered, failed or abandoned): the pipeline's log step. */
+  private endCurrent(): void {
+    const request = this.request;
+    if (request === null) return;
+    this.request = null;
+    this.head = null;
+    endRequest(request, this.ctx);
   }
 
   private readonly onOutputDrained = (): void => {
@@ -471,7 +511,8 @@ export class Http1Session implements ProtocolSession, ClientSide {
   /** Between requests: idle, then whatever the client pipelined. */
   private requestDone(): void {
     this.conn.setIdle();
-    if (this.processing) return;
+    // Inside a read, its loop goes on; while a request is held, `release` goes on.
+    if (this.processing || this.held !== null) return;
     this.pausedForPipeline = false;
     const pending = this.buffered;
     if (pending) {
@@ -501,8 +542,14 @@ export class Http1Session implements ProtocolSession, ClientSide {
     this.buffered = null;
     this.exchange?.abort();
     this.exchange = null;
+    this.held = null;
     this.conn.setActive();
-    this.write(renderResponse(prepareErrorResponse(error, requestId), { date: this.ctx.httpDate, close: true, keepAliveHeader: false, headOnly: false }));
+    if (this.request !== null) {
+      this.request.errorCode = error.code;
+      publishResponseHead(this.request, error.status);
+    }
+    this.write(renderOwnResponse(errorResponse(error, requestId), { date: this.ctx.httpDate, close: true, keepAliveHeader: false, headOnly: false }));
+    this.endCurrent();
     this.closeAfterWrite(true);
   }
 
@@ -523,6 +570,11 @@ export class Http1Session implements ProtocolSession, ClientSide {
     else socket.end(() => socket.destroy());
     this.conn.setClosing();
   }
+}
+
+/** The path and query the upstream gets: the routed path, after strip_prefix/rewrite. */
+function upstreamPathOf(request: RequestContext): string {
+  return upstreamPath(request.match!, request.query);
 }
 
 /** The error for a request head the parser rejected. */
