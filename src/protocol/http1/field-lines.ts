@@ -337,12 +337,12 @@ export function takeOffsets(s: ScanState): number[] {
  */
 export function skipEmptyLines(buf: Buffer, p: number, end: number, s: ScanState): number {
   const from = p;
-  while (p < end && buf[p] === CR) {
-    if (p + 1 >= end) break;
+  while (p + 1 < end && buf[p] === CR) {
     if (buf[p + 1] !== LF) return s.fail(p + 1, 400, 'bare CR');
     p += 2;
   }
   s.bytesExamined += p - from;
+  // A CR as the last byte: its LF may come with the next read.
   return p < end && buf[p] === CR ? INCOMPLETE : p;
 }
 
