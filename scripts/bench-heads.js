@@ -35,12 +35,14 @@ function oneRequest() {
     forwarded: forwarded.lines(head.host, head.getHeaderJoined('x-forwarded-for')),
     requestId,
     addRequestId: true,
+    upgrade: false,
+    edits: null,
   });
   const answer = parseResponseHead(response, 0, response.length, limits);
   if (answer.kind !== 'head') throw new Error(`response head: ${JSON.stringify(answer)}`);
   const toClient = forwardResponseHead(
     answer.head,
-    { requestId, addRequestId: true, chunked: false, close: false, keepAliveHeader: false },
+    { requestId, addRequestId: true, chunked: false, close: false, keepAliveHeader: false, edits: null },
     response,
     answer.headEnd,
     response.length,

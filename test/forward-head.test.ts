@@ -44,6 +44,7 @@ test('made in place equals built apart, over 3000 generated responses', () => {
       chunked: rand() < 0.2,
       close: rand() < 0.3,
       keepAliveHeader: rand() < 0.2,
+      edits: null,
     };
     const apart = Buffer.from(text, 'latin1');
     const headApart = parsed(apart, apart.length);
@@ -59,7 +60,7 @@ test('made in place equals built apart, over 3000 generated responses', () => {
 });
 
 test('no room behind the body, or a status line to rewrite: -1, and the buffer is untouched', () => {
-  const options: ForwardResponseOptions = { requestId: 12345, addRequestId: true, chunked: false, close: true, keepAliveHeader: false };
+  const options: ForwardResponseOptions = { requestId: 12345, addRequestId: true, chunked: false, close: true, keepAliveHeader: false, edits: null };
   const tight = Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi', 'latin1');
   const before = Buffer.from(tight);
   expect(rewriteResponseHead(parsed(tight, tight.length), options, tight.length)).toBe(-1);
@@ -76,6 +77,6 @@ test('fields shorter than the dropped ones: the blank line and body move left, n
   const room = Buffer.alloc(300, 0x2e);
   const length = room.write('HTTP/1.1 204 No Content\r\nConnection: keep-alive, X-Long-Hop-Header-Name\r\nX-Long-Hop-Header-Name: ' + 'v'.repeat(60) + '\r\nA: b\r\n\r\nbody', 'latin1');
   const head = parsed(room, length);
-  const end = rewriteResponseHead(head, { requestId: 'id', addRequestId: false, chunked: false, close: false, keepAliveHeader: false }, length);
+  const end = rewriteResponseHead(head, { requestId: 'id', addRequestId: false, chunked: false, close: false, keepAliveHeader: false, edits: null }, length);
   expect(room.toString('latin1', 0, end)).toBe('HTTP/1.1 204 No Content\r\nA: b\r\n\r\nbody');
 });

@@ -96,7 +96,7 @@ test('generated responses, pipelined to a slow reader, arrive byte for byte', as
       plan.push({ bytes: all, splits });
       const head = parseResponseHead(Buffer.from(headText, 'latin1'), 0, headText.length, { maxHeaderBytes: 65536 });
       if (head.kind !== 'head') throw new Error(`the test's own head does not parse: ${headText}`);
-      const fwd = forwardResponseHead(head.head, { requestId: `rid-${round}-${i}`, addRequestId: true, chunked, close: false, keepAliveHeader: false });
+      const fwd = forwardResponseHead(head.head, { requestId: `rid-${round}-${i}`, addRequestId: true, chunked, close: false, keepAliveHeader: false, edits: null });
       const interimOut = interim ? Buffer.from('HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n', 'latin1') : Buffer.alloc(0);
       expected.push({ head: Buffer.concat([interimOut, fwd]), body, chunked });
       reqs += `GET /r${i} HTTP/1.1\r\nHost: h\r\nX-Request-Id: rid-${round}-${i}\r\n\r\n`;

@@ -51,3 +51,9 @@ function ownResponse(status: number, headers: Readonly<Record<string, string>>, 
   const fields = Object.entries(headers).filter(([name]) => mayEditField(name.toLowerCase()) || name.toLowerCase() === 'x-request-id');
   return Object.freeze({ status, fields: Object.freeze(fields), body: typeof body === 'string' ? Buffer.from(body, 'utf8') : body, error: null });
 }
+
+/** `response` with a response phase's edits applied (its status, and fields removed or added). */
+export function editedResponse(response: OwnResponse, edits: { status: number; removed: ReadonlySet<string>; added: ReadonlyArray<readonly [string, string]> }): OwnResponse {
+  const fields = response.fields.filter(([name]) => !edits.removed.has(name.toLowerCase()));
+  return { status: edits.status, fields: [...fields, ...edits.added], body: response.body, error: response.error };
+}

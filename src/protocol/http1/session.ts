@@ -34,7 +34,7 @@ import type { UpstreamGroup } from '../../upstream/upstreams';
 import { COPY_BODY_MAX_BYTES, type ExchangeHandle } from '../../pipeline/client-side';
 import { RequestContext } from '../../pipeline/request-context';
 import { endRequest, handleRequest, responseEdits, type Downstream, type UpstreamRequest } from '../../pipeline/handle-request';
-import { errorResponse, type OwnResponse } from '../../pipeline/own-response';
+import { editedResponse, errorResponse, type OwnResponse } from '../../pipeline/own-response';
 import type { FieldEdits } from '../../pipeline/phases';
 import { publishResponseHead } from '../../pipeline/diagnostics';
 
@@ -482,6 +482,8 @@ export class Http1Session implements ProtocolSession, Downstream {
   private writeResponse(response: OwnResponse, close: boolean): void {
     const request = this.request;
     if (request !== null) {
+      const edits = responseEdits(request, response.status, this.ctx);
+      if (edits !== null) response = editedResponse(response, edits);
       request.errorCode = response.error?.code ?? null;
       publishResponseHead(request, response.status);
     }
