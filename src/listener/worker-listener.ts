@@ -6,13 +6,14 @@
  * to stop, as with the shared listener; the socket never leaves the worker.
  */
 import type { AcceptLoopStats, RawAddon, RawWorkerListener } from '../native/addon-types';
+import type { Platform } from '../native/platform';
 import type { Acceptor, IncomingConnection, Intake, IntakeDescriptor, ListenAddress, ListenOptions } from './acceptor';
 import { PEEK_BYTES } from './native-acceptor';
 import { watchAcceptFailures } from './resource-watch';
 
-/** Whether this server takes the worker listener: the addon has it and there is one worker. */
-export function useWorkerListener(addon: RawAddon | null, workers: number): addon is RawAddon {
-  return addon !== null && workers === 1 && typeof addon.WorkerListener === 'function';
+/** Whether this server takes the worker listener: the platform has it and there is one worker. */
+export function useWorkerListener(platform: Platform, workers: number): boolean {
+  return platform.capabilities.workerListener && workers === 1;
 }
 
 export function createWorkerListenerAcceptor(options: ListenOptions): Acceptor {

@@ -13,18 +13,17 @@
  * and a log line (handle-request.ts), never the worker.
  */
 import type { Middleware } from '../pipeline/phases';
-import type { MiddlewareServices } from './registry';
+import type { MiddlewareFactory, MiddlewareServices } from './factory';
 
-type Factory = (config: Record<string, unknown>, services: MiddlewareServices) => Middleware;
 
 /** The module's factory; throws with what is wrong when it has none. */
-export function loadModuleFactory(path: string): Factory {
+export function loadModuleFactory(path: string): MiddlewareFactory {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const exported = require(path) as unknown;
   const candidates = [exported, (exported as { default?: unknown })?.default, (exported as { createMiddleware?: unknown })?.createMiddleware];
   const factory = candidates.find((candidate) => typeof candidate === 'function');
   if (factory === undefined) throw new Error(`${path} exports no middleware factory (module.exports, exports.default or exports.createMiddleware)`);
-  return factory as Factory;
+  return factory as MiddlewareFactory;
 }
 
 export function createModuleMiddleware(config: Record<string, unknown>, services: MiddlewareServices): Middleware {

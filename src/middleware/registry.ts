@@ -7,16 +7,10 @@
  * kept equal to this table by a test).
  */
 import type { MiddlewareConfig, MiddlewareType, ZproxyConfig } from '../config/types';
-import type { Logger } from '../util/log';
 import { NO_PHASES, resolvePhases, type Middleware, type RoutePhases } from '../pipeline/phases';
+import type { MiddlewareFactory, MiddlewareServices } from './factory';
 import { createModuleMiddleware } from './module';
 
-/** What a middleware may use of its worker when it is made. */
-export interface MiddlewareServices {
-  readonly log: Logger;
-}
-
-export type MiddlewareFactory = (config: Record<string, unknown>, services: MiddlewareServices) => Middleware;
 
 export const MIDDLEWARE_FACTORIES: Readonly<Partial<Record<MiddlewareType, MiddlewareFactory>>> = Object.freeze({
   module: createModuleMiddleware,

@@ -8,12 +8,34 @@ import { loadAddon } from './binding';
 import type { RawAddon } from './addon-types';
 import { detectTopology, parseCpuList, type Topology } from './topology';
 
+/**
+ * What the addon adds to the pure TypeScript runtime, asked for by name
+ * (never by testing the addon's exports at the call site). Each has its
+ * fallback where it is used: the shared listener, the JS tunnel, a plain
+ * socket write, a body relayed through JS.
+ */
+export interface Capabilities {
+  /** The epoll accept loop that hands connections to the workers (native/accept_loop). */
+  readonly acceptLoop: boolean;
+  /** One worker accepting on its own event loop (native/worker_listener). */
+  readonly workerListener: boolean;
+  /** WebSocket tunnels spliced in the kernel (native/splice_tunnel). */
+  readonly spliceTunnel: boolean;
+  /** A response body spliced in the kernel (native/splice_tunnel spliceBody). */
+  readonly bodySplice: boolean;
+  /** A write straight to a socket's fd (native/fd_write). */
+  readonly fdWrite: boolean;
+}
+
+const NONE: Capabilities = Object.freeze({ acceptLoop: false, workerListener: false, spliceTunnel: false, bodySplice: false, fdWrite: false });
+
 export interface Platform {
   readonly kind: 'native' | 'fallback';
   /** Why this kind runs, for the one startup line. */
   readonly reason: string;
-  /** The addon itself, when loaded (the listener stage uses its accept loop). */
+  /** The addon itself, when loaded: used for what `capabilities` says it has. */
   readonly addon: RawAddon | null;
+  readonly capabilities: Capabilities;
   topology(sysfsRoot?: string): Topology;
   /** Pins the calling thread; false where the fallback cannot. */
   setThreadAffinity(cpus: readonly number[]): boolean;
@@ -31,6 +53,14 @@ function nativePlatform(addon: RawAddon, reason: string): Platform {
     kind: 'native',
     reason,
     addon,
+    // An older or partial build may lack a primitive: the one place that looks.
+    capabilities: Object.freeze({
+      acceptLoop: typeof addon.AcceptLoop === 'function',
+      workerListener: typeof addon.WorkerListener === 'function',
+      spliceTunnel: typeof addon.createTunnel === 'function',
+      bodySplice: typeof addon.spliceBody === 'function',
+      fdWrite: typeof addon.writeFd === 'function',
+    }),
     topology: (sysfsRoot) => detectTopology(() => addon.numaTopology(), sysfsRoot),
     setThreadAffinity(cpus) {
       addon.setThreadAffinity([...cpus]);
@@ -64,6 +94,7 @@ function fallbackPlatform(reason: string): Platform {
     kind: 'fallback',
     reason,
     addon: null,
+    capabilities: NONE,
     topology: (sysfsRoot) => detectTopology(null, sysfsRoot),
     setThreadAffinity: () => false,
     getThreadAffinity() {

@@ -7,7 +7,7 @@
  * Channels (each worker thread has its own; subscribe in the worker):
  * - `zproxy:request:start`   `{ request }` — a request head was parsed
  * - `zproxy:request:route`   `{ request }` — a route was chosen (`request.match`)
- * - `zproxy:upstream:connect` `{ target, address }` — a new upstream connection is up
+ * - `zproxy:upstream:connect` `{ address, port, tls }` — a new HTTP/1.1 upstream connection is up
  * - `zproxy:response:head`   `{ request, status }` — the response head leaves
  * - `zproxy:request:end`     `{ request, durationMs }` — the request ended, whatever happened
  *   (`request.status`, `errorCode`, `upstream`, `startedAt`, `upstreamAt`)

@@ -28,7 +28,7 @@ export const SPLICE_MIN_BYTES = 256 * 1024;
 
 /** Whether this process can splice bodies at all (the addon is loaded and has transfers). */
 export function bodySpliceAvailable(): boolean {
-  return typeof platform().addon?.spliceBody === 'function';
+  return platform().capabilities.bodySplice;
 }
 
 /**

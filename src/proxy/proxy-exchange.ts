@@ -42,6 +42,7 @@ import type { ResponseHead, BodyFraming } from '../protocol/http1/response-head'
 import type { MessageHead } from '../protocol/http1/field-lines';
 import type { ClientSide } from '../pipeline/client-side';
 import type { RequestContext } from '../pipeline/request-context';
+import { markUpstream } from '../pipeline/diagnostics';
 import { closeHeadWithHost } from '../protocol/http1/forward-head';
 import {
   InternalError,
@@ -282,6 +283,11 @@ export class ProxyExchange implements UpstreamExchange, ConnectionWaiter, Balanc
     this.attempts++;
     this.target = target;
     target.begin();
+    const context = this.request.context;
+    if (context !== undefined) {
+      context.upstream = target.url;
+      markUpstream(context);
+    }
     // Retried after a reset, the request had sent no body byte: the new connection gets the body from its start.
     if (this.request.hasBody && this.unsent === null) this.unsent = [];
     const pool = this.ctx.upstreams.pool(target);

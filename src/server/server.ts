@@ -43,8 +43,8 @@ const TICKET_KEYS_BYTES = 48;
 
 /** The native accept loop; with one worker, that worker's own listener; without the addon, the shared socket. */
 function createAcceptor(platform: Platform, listen: ListenOptions): Acceptor {
-  if (useWorkerListener(platform.addon, listen.workers)) return createWorkerListenerAcceptor(listen);
-  return platform.addon ? createNativeAcceptor(platform.addon, listen) : createSharedListenerAcceptor(listen);
+  if (useWorkerListener(platform, listen.workers)) return createWorkerListenerAcceptor(listen);
+  return platform.capabilities.acceptLoop ? createNativeAcceptor(platform.addon!, listen) : createSharedListenerAcceptor(listen);
 }
 
 export class Server {

@@ -57,9 +57,9 @@ export interface TunnelOpening {
 
 /** Opens the tunnel between the client connection and the upgraded upstream connection. */
 export function openTunnel(opening: TunnelOpening): ClientTunnel {
-  const addon = platform().addon;
-  if (addon && typeof addon.createTunnel === 'function' && spliceableFd(opening.conn.socket) >= 0 && spliceableFd(opening.upstream.socket) >= 0) {
-    return openSpliceTunnel(addon, opening, openJsTunnel);
+  const current = platform();
+  if (current.capabilities.spliceTunnel && spliceableFd(opening.conn.socket) >= 0 && spliceableFd(opening.upstream.socket) >= 0) {
+    return openSpliceTunnel(current.addon!, opening, openJsTunnel);
   }
   return openJsTunnel(opening);
 }

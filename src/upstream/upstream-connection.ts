@@ -35,6 +35,7 @@ import type { TunnelResult } from '../native/addon-types';
 import { writeThrough } from '../util/socket-fd';
 import { timedOut } from '../errors';
 import { offersWebSocket } from '../http/forwarding-rules';
+import { upstreamConnect } from '../pipeline/diagnostics';
 
 /** `upgraded`: a 101 switched it to a tunnel; its bytes go to the raw reader, never to an exchange again. */
 export type UpstreamState = 'connecting' | 'idle' | 'busy' | 'upgraded' | 'closed';
@@ -256,6 +257,7 @@ export class UpstreamConnection {
     if (this.state !== 'connecting') return;
     this.state = this.exchange ? 'busy' : 'idle';
     this.socket.setTimeout(0);
+    if (upstreamConnect.hasSubscribers) upstreamConnect.publish({ address: this.socket.remoteAddress, port: this.socket.remotePort, tls: !this.plain });
     if (this.exchange) this.startTiming();
     this.exchange?.onConnected();
   }

@@ -70,8 +70,8 @@ export function writeThroughReused(socket: net.Socket, data: Buffer, start: numb
 
 function send(socket: net.Socket, data: Buffer, start: number, end: number, reused: boolean): boolean {
   if (sender === undefined) {
-    const addon = platform().addon;
-    sender = addon && typeof addon.writeFd === 'function' ? addon : null;
+    const current = platform();
+    sender = current.capabilities.fdWrite ? current.addon : null;
   }
   let sent = 0;
   if (sender !== null && socket.writableLength === 0 && !socket.connecting && !socket.writableCorked && !socket.writableEnded) {

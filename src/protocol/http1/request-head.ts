@@ -146,13 +146,13 @@ function parseHead(buf: Buffer, start: number, end: number, limits: HeadLimits, 
 
   const head = new RequestHead(buf, takeOffsets(s));
   head.start = p;
-  head.fieldsStart = s.d;
+  head.fieldsStart = s.fieldsStart;
   head.headEnd = headEnd;
   head.versionMinor = minor as 0 | 1;
-  head.method = internMethod(buf, p, s.a);
-  head.targetStart = s.b;
-  head.targetEnd = s.c;
-  head.target = buf.toString('latin1', s.b, s.c);
+  head.method = internMethod(buf, p, s.methodEnd);
+  head.targetStart = s.middleStart;
+  head.targetEnd = s.middleEnd;
+  head.target = buf.toString('latin1', s.middleStart, s.middleEnd);
   applyFacts(head, f, minor);
   head.expectContinue = f.expectContinue && minor === 1;
 
@@ -207,7 +207,7 @@ export class PendingHead {
   }
 }
 
-/** Request line + field lines. Positions: a = method end, b/c = target, d = first field line. */
+/** Request line + field lines: the method end, the target and the first field line go to `s`. */
 function scanRequest(buf: Buffer, p: number, end: number, s: ScanState): number {
   s.count = 0;
   const methodStart = p;
@@ -219,7 +219,7 @@ function scanRequest(buf: Buffer, p: number, end: number, s: ScanState): number 
     p++;
   }
   if (c !== SP || p === methodStart) return s.fail(p, 400, 'invalid method');
-  s.a = p++;
+  s.methodEnd = p++;
   const targetStart = p;
   for (;;) {
     if (p >= end) return INCOMPLETE;
@@ -229,14 +229,14 @@ function scanRequest(buf: Buffer, p: number, end: number, s: ScanState): number 
   }
   if (p === targetStart) return s.fail(p, 400, 'invalid request-target');
   if (c !== SP) return s.fail(p, 400, c <= SP ? 'invalid request line' : 'invalid character in request-target');
-  s.b = targetStart;
-  s.c = p++;
+  s.middleStart = targetStart;
+  s.middleEnd = p++;
   p = scanVersion(buf, p, end, s);
   if (p < 0) return p;
   const next = expectCrlf(buf, p, end, s, 'invalid request line');
   if (next < 0) return next;
   if (!versionSupported(s)) return s.fail(p, 505, 'HTTP version not supported');
-  s.d = next;
+  s.fieldsStart = next;
   return scanFieldLines(buf, next, end, s);
 }
 

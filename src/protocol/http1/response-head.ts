@@ -95,18 +95,18 @@ export function parseResponseHead(buf: Buffer, start: number, end: number, limit
   }
   const head = new ResponseHead(buf, takeOffsets(s));
   head.start = start;
-  head.fieldsStart = s.d;
+  head.fieldsStart = s.fieldsStart;
   head.headEnd = headEnd;
   head.versionMinor = minor as 0 | 1;
-  head.status = s.a;
-  head.reasonStart = s.b;
-  head.reasonEnd = s.c;
+  head.status = s.statusCode;
+  head.reasonStart = s.middleStart;
+  head.reasonEnd = s.middleEnd;
   applyFacts(head, f, minor);
   head.closeDelimited = !head.chunked && head.contentLength === null;
   return { kind: 'head', head, headEnd };
 }
 
-/** Status line + field lines. Positions: a = status, b/c = reason, d = first field line. */
+/** Status line + field lines: the status, the reason and the first field line go to `s`. */
 function scanResponse(buf: Buffer, p: number, end: number, s: ScanState): number {
   s.count = 0;
   p = scanVersion(buf, p, end, s);
@@ -123,19 +123,19 @@ function scanResponse(buf: Buffer, p: number, end: number, s: ScanState): number
     status = status * 10 + d;
   }
   if (status < 100 || status > 599) return s.fail(p - 1, 400, 'invalid status code');
-  s.a = status;
+  s.statusCode = status;
   if (p >= end) return INCOMPLETE;
   if (buf[p] === SP) p++;
   else if (buf[p] !== CR) return s.fail(p, 400, 'invalid status line');
-  s.b = p;
+  s.middleStart = p;
   for (;;) {
     if (p >= end) return INCOMPLETE;
     if (FIELD_VALUE[buf[p]] === 0) break;
     p++;
   }
-  s.c = p;
+  s.middleEnd = p;
   const next = expectCrlf(buf, p, end, s, 'invalid character in reason phrase');
   if (next < 0) return next;
-  s.d = next;
+  s.fieldsStart = next;
   return scanFieldLines(buf, next, end, s);
 }
