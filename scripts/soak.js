@@ -29,8 +29,9 @@ const { H1Client } = require('./soak/h1-client');
 const { H2Client } = require('./soak/h2-client');
 const { WsClient } = require('./soak/ws-client');
 const { startUpstreams } = require('./soak/upstreams');
-const { ZproxyProcess, describeSockets } = require('./soak/zproxy-process');
+const { ZproxyProcess, openFds, describeSockets } = require('./soak/zproxy-process');
 const { summarize } = require('./soak/report');
+const { FAULT_NAMES } = require('./soak/faults');
 
 const USAGE = `usage: node scripts/soak.js [options]   (npm run soak -- [options])
   --duration S      seconds of load (default 180; 3600 for an hour; 10 for a smoke run)
@@ -43,11 +44,14 @@ const USAGE = `usage: node scripts/soak.js [options]   (npm run soak -- [options
   --h2-streams N    streams in flight per HTTP/2 session (default 16)
   --ws N            WebSocket connections at once (default 2)
   --out DIR         where logs and the config go (default: a new folder under the system temp dir)
+  --faults LIST     only these faults of the faulty upstream (comma-separated; default all):
+                      ${FAULT_NAMES.join(', ')}
+                      ('none': no requests to the faulty upstream)
   --node-arg ARG    a Node.js flag for the zproxy process (repeatable), e.g. --node-arg=--inspect=127.0.0.1:9229
   --help`;
 
 function parseOptions(argv) {
-  const o = { duration: 180, seed: null, noNative: false, hangMs: 10000, quietMs: 20000, h1: 6, h2: 2, h2Streams: 16, ws: 2, out: null, nodeArgs: [], stopBoundMs: 15000 };
+  const o = { duration: 180, seed: null, noNative: false, hangMs: 10000, quietMs: 20000, h1: 6, h2: 2, h2Streams: 16, ws: 2, out: null, nodeArgs: [], faults: FAULT_NAMES, stopBoundMs: 15000 };
   const ints = { '--duration': 'duration', '--seed': 'seed', '--hang-ms': 'hangMs', '--quiet-ms': 'quietMs', '--h1': 'h1', '--h2': 'h2', '--h2-streams': 'h2Streams', '--ws': 'ws' };
   for (let i = 0; i < argv.length; i++) {
     let [flag, value] = argv[i].split(/=(.*)/s);
@@ -66,6 +70,7 @@ function parseOptions(argv) {
       o[ints[flag]] = Number(value);
     } else if (flag === '--out') o.out = path.resolve(value);
     else if (flag === '--node-arg') o.nodeArgs.push(value);
+    else if (flag === '--faults') o.faults = parseFaults(value);
     else throw new Error(`unknown option ${flag}\n${USAGE}`);
   }
   if (o.duration < 5) throw new Error('--duration: at least 5 s (the kill and the reloads need room)');
@@ -74,6 +79,13 @@ function parseOptions(argv) {
 
 /** Load before the fd baseline is taken. */
 const WARMUP_MS = 3000;
+
+function parseFaults(value) {
+  if (value === 'none') return [];
+  const list = value.split(',').filter(Boolean);
+  for (const name of list) if (!FAULT_NAMES.includes(name)) throw new Error(`--faults: unknown fault ${JSON.stringify(name)} (choose from ${FAULT_NAMES.join(', ')})`);
+  return list;
+}
 
 const log = (msg) => process.stderr.write(`[soak ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 
@@ -151,7 +163,7 @@ async function main() {
   const ledger = new Ledger(options.hangMs);
   const stats = { h1Connections: 0, h1ClosedByProxy: 0, h2Sessions: 0, h2GoawaysFromProxy: 0, h2SessionsGivenUp: 0, wsConnections: 0, active: { h1: 0, h2: 0, ws: 0 } };
   let nextId = 1;
-  const common = { port: zproxy.options.port, pool: bytePool(seed, 4 << 20), ledger, stats, nextId: () => nextId++, killedUpstream: 'A' };
+  const common = { port: zproxy.options.port, pool: bytePool(seed, 4 << 20), faults: options.faults, ledger, stats, nextId: () => nextId++, killedUpstream: 'A' };
   const sweeper = setInterval(() => ledger.sweep(), 250);
 
   // Warm-up: every path runs once (zproxy opens a few fds for good on first use: libuv's spare
@@ -222,6 +234,9 @@ async function main() {
   }
   ledger.sweep();
   clearInterval(sweeper);
+  // Every client socket is closed by now; one still open would keep zproxy's side open too.
+  const leftOpen = describeSockets(openFds(process.pid).sockets, portNames).filter((s) => s.includes('-> zproxy:'));
+  if (leftOpen.length) schedule.push(`client sockets still open after the clients finished: ${leftOpen.join('; ')}`);
   if (upstreams.A.child.exited) await upstreams.A.start(); // a run that ended during the downtime
 
   const resources = { start, timeline, extraFds: [] };

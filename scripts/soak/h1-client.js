@@ -70,7 +70,7 @@ class Connection {
     const size = this.random.chance(PIPELINE_CHANCE) ? this.random.int(2, 4) : 1;
     const proto = size > 1 ? 'h1-pipe' : 'h1';
     for (let i = 0; i < size; i++) {
-      const req = planRequest(this.random, this.shared.nextId(), this.shared.pool, { chunkedUploads: true });
+      const req = planRequest(this.random, this.shared, { chunkedUploads: true });
       req.onHang = () => {
         this.endedByClient = true;
         this.socket.destroy();

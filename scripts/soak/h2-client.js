@@ -2,10 +2,16 @@
 /**
  * HTTP/2 load of the soak: node:http2 sessions (cleartext, prior knowledge),
  * each keeping many streams in flight, with uploads (with and without
- * content-length). A stream is complete when END_STREAM arrives; RST_STREAM
- * or the session's end before that is a cut. A stream zproxy refuses
- * (REFUSED_STREAM, or beyond a GOAWAY) is a failure of its own: the client
- * never has more streams open than max_concurrent_streams allows.
+ * content-length). A response is complete when END_STREAM arrives; RST_STREAM
+ * or the session's end before that is a cut. A stream zproxy refuses before
+ * any head (REFUSED_STREAM, ENHANCE_YOUR_CALM, or beyond a GOAWAY) is a
+ * failure of its own: the client never has more streams open than
+ * max_concurrent_streams allows.
+ *
+ * A response that ends while its upload is still being sent leaves "the rest
+ * of the upload" to account for (RFC 9113 §8.1): zproxy must read it or
+ * reset the stream, so the stream closes; one that stays open holds the
+ * client's stream slot and flow-control window, and is a hang of its own.
  *
  * A session that has hung HANGS_PER_SESSION streams is given up (its other
  * streams count as unanswered) and a new one takes over.
@@ -13,7 +19,7 @@
 const http2 = require('node:http2');
 const { planRequest, soakHeaders } = require('./requests');
 
-const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_ENHANCE_YOUR_CALM } = http2.constants;
 const HANGS_PER_SESSION = 3;
 /** A stream cancelled after a hang that has not closed by then takes its session with it (frames no longer flow). */
 const CANCEL_BOUND_MS = 2000;
@@ -77,7 +83,7 @@ class Session {
       return;
     }
     this.left--;
-    const req = planRequest(this.random, this.shared.nextId(), this.shared.pool, { chunkedUploads: false });
+    const req = planRequest(this.random, this.shared, { chunkedUploads: false });
     this.send(req);
   }
 
@@ -99,7 +105,7 @@ class Session {
     let ended = false;
     const parts = [];
     let bytes = 0;
-    req.progress = () => (status === null ? 'no HEADERS yet' : `${status} HEADERS and ${bytes} DATA bytes, no END_STREAM`);
+    req.progress = () => (status === null ? 'no HEADERS yet' : `${status} HEADERS and ${bytes} DATA bytes, no END_STREAM yet`);
     req.onHang = () => {
       stream.close(NGHTTP2_CANCEL);
       if (++this.hangs >= HANGS_PER_SESSION) return this.giveUp();
@@ -116,12 +122,25 @@ class Session {
       parts.push(chunk);
       bytes += chunk.length;
     });
-    stream.on('end', () => (ended = true));
+    /** Opened when the response ends before the upload was all sent; settled when the stream closes. */
+    let rest = null;
+    stream.on('end', () => {
+      ended = true;
+      if (status === null) return;
+      ledger.settle(req, { type: 'complete', status, headers: responseHeaders, body: Buffer.concat(parts) });
+      if (!req.upload || stream.writableFinished) return;
+      rest = { ...req, kind: `${req.fault ? `fault ${req.fault}` : req.kind}, rest of upload`, fault: null, onHang: req.onHang, progress: () => 'answered; the rest of the upload neither read nor reset' };
+      ledger.open(rest, 'h2');
+    });
     stream.once('close', () => {
       this.open.delete(stream);
-      if (ended && status !== null) ledger.settle(req, { type: 'complete', status, headers: responseHeaders, body: Buffer.concat(parts) });
-      else if (this.givenUp) ledger.settle(req, { type: 'unanswered' });
-      else if (stream.rstCode === NGHTTP2_REFUSED_STREAM || (status === null && this.session.closed)) ledger.settle(req, { type: 'refused', detail: `rst code ${stream.rstCode}` });
+      if (rest) ledger.record(rest, { outcome: 'ok' });
+      if (ended && status !== null) return setImmediate(() => this.next());
+      if (this.givenUp) ledger.settle(req, { type: 'unanswered' });
+      else if (status === null && (stream.rstCode === NGHTTP2_REFUSED_STREAM || stream.rstCode === NGHTTP2_ENHANCE_YOUR_CALM || this.session.closed)) {
+        // Node refuses a new stream with ENHANCE_YOUR_CALM when the session is over maxSessionMemory or its stream count.
+        ledger.settle(req, { type: 'refused', detail: `rst code ${stream.rstCode}` });
+      }
       else ledger.settle(req, { type: 'cut', status, bytes, detail: `rst code ${stream.rstCode}` });
       setImmediate(() => this.next());
     });

@@ -16,20 +16,21 @@ const CLASS_INVARIANTS = [
   ['faulty upstream: clean 502/504 before the head, a break after it; good routes: 200; HTTP/2 streams never refused', ['wrong-status', 'unexpected-5xx', 'unexpected-cut', 'refused']],
 ];
 
+const LABEL_WIDTH = 56;
 const mib = (kib) => (kib / 1024).toFixed(1);
 const pad = (v, n) => String(v).padStart(n);
 
 function requestTable(ledger) {
-  const lines = [`${'kind'.padEnd(40)}${pad('sent', 8)}${OUTCOMES.map((o) => pad(o === 'failed' ? 'FAILED' : o, 11)).join('')}`];
+  const lines = [`${'kind'.padEnd(LABEL_WIDTH)}${pad('sent', 8)}${OUTCOMES.map((o) => pad(o === 'failed' ? 'FAILED' : o, 11)).join('')}`];
   const total = Object.fromEntries(OUTCOMES.map((o) => [o, 0]));
   for (const key of [...ledger.rows.keys()].sort()) {
     const row = ledger.rows.get(key);
     const sent = OUTCOMES.reduce((s, o) => s + row[o], 0);
     for (const o of OUTCOMES) total[o] += row[o];
-    lines.push(`${key.padEnd(40)}${pad(sent, 8)}${OUTCOMES.map((o) => pad(row[o] || '-', 11)).join('')}`);
+    lines.push(`${key.padEnd(LABEL_WIDTH)}${pad(sent, 8)}${OUTCOMES.map((o) => pad(row[o] || '-', 11)).join('')}`);
   }
   const sent = OUTCOMES.reduce((s, o) => s + total[o], 0);
-  lines.push(`${'total'.padEnd(40)}${pad(sent, 8)}${OUTCOMES.map((o) => pad(total[o], 11)).join('')}`);
+  lines.push(`${'total'.padEnd(LABEL_WIDTH)}${pad(sent, 8)}${OUTCOMES.map((o) => pad(total[o], 11)).join('')}`);
   return lines;
 }
 

@@ -11,7 +11,7 @@
  * the whole body in `x-soak-len` / `x-soak-sha256`.
  */
 const crypto = require('node:crypto');
-const { FAULTS, FAULT_NAMES } = require('./faults');
+const { FAULTS } = require('./faults');
 
 /** Kinds of request and how often each is sent. */
 const KINDS = [
@@ -38,12 +38,15 @@ const UPLOAD_SIZES = [
 const LARGE_UPLOAD = [1 << 20, 3 << 20];
 
 /**
- * The next request of one client. `pool` is the seeded byte block uploads
- * are cut from (at least 3 MiB); `chunkedUploads` says whether the client can send a chunked
- * body (HTTP/1).
+ * The next request of one client. `shared.pool` is the seeded byte block
+ * uploads are cut from (at least 3 MiB), `shared.faults` the faults to ask
+ * for; `chunkedUploads` says whether the client can send a chunked body (HTTP/1).
  */
-function planRequest(random, id, pool, { chunkedUploads }) {
-  const kind = random.weighted(KINDS);
+function planRequest(random, shared, { chunkedUploads }) {
+  const id = shared.nextId();
+  const pool = shared.pool;
+  let kind = random.weighted(KINDS);
+  if (kind === 'fault' && shared.faults.length === 0) kind = 'good-get';
   const rid = `soak-${id}`;
   const req = { id: String(id), rid, kind, fault: null, method: 'GET', path: '', upload: null, uploadSha: null, chunkedUpload: false };
   if (kind === 'toggle') {
@@ -52,7 +55,7 @@ function planRequest(random, id, pool, { chunkedUploads }) {
   }
   let upload = kind === 'good-post';
   if (kind === 'fault') {
-    req.fault = random.pick(FAULT_NAMES);
+    req.fault = random.pick(shared.faults);
     upload = FAULTS[req.fault].method === 'POST' || random.chance(0.3);
     req.path = `/fault/${req.fault}/${id}`;
   } else {
@@ -99,7 +102,7 @@ const FAILURES = {
   'unexpected-cut': 'a break where a complete answer or clean error was due',
   invalid: 'bytes from zproxy that are not a valid response',
   unsolicited: 'bytes from zproxy with no request outstanding',
-  refused: 'an HTTP/2 stream refused (the client stays under max_concurrent_streams)',
+  refused: 'an HTTP/2 stream refused before any head (the client stays under max_concurrent_streams)',
 };
 
 /**

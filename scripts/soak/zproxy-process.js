@@ -117,29 +117,33 @@ class ZproxyProcess {
     return { rss: field('VmRSS'), anon: field('RssAnon'), file: field('RssFile'), hwm: field('VmHWM'), threads: field('Threads') };
   }
 
-  /** The open fds: their count, counts by kind, the socket inodes, and fd -> what it is. */
   fds() {
-    const dir = `/proc/${this.pid}/fd`;
-    const kinds = {};
-    const sockets = new Set();
-    const links = new Map();
-    let count = 0;
-    for (const fd of fs.readdirSync(dir)) {
-      let link;
-      try {
-        link = fs.readlinkSync(`${dir}/${fd}`);
-      } catch {
-        continue; // closed meanwhile
-      }
-      count++;
-      links.set(fd, link);
-      const socket = /^socket:\[(\d+)\]$/.exec(link);
-      if (socket) sockets.add(socket[1]);
-      const kind = socket ? 'socket' : link.startsWith('pipe:') ? 'pipe' : link.startsWith('anon_inode:') ? link : link.startsWith('/') ? 'file' : link;
-      kinds[kind] = (kinds[kind] || 0) + 1;
-    }
-    return { count, kinds, sockets, links };
+    return openFds(this.pid);
   }
+}
+
+/** The open fds of `pid`: their count, counts by kind, the socket inodes, and fd -> what it is. */
+function openFds(pid) {
+  const dir = `/proc/${pid}/fd`;
+  const kinds = {};
+  const sockets = new Set();
+  const links = new Map();
+  let count = 0;
+  for (const fd of fs.readdirSync(dir)) {
+    let link;
+    try {
+      link = fs.readlinkSync(`${dir}/${fd}`);
+    } catch {
+      continue; // closed meanwhile
+    }
+    count++;
+    links.set(fd, link);
+    const socket = /^socket:\[(\d+)\]$/.exec(link);
+    if (socket) sockets.add(socket[1]);
+    const kind = socket ? 'socket' : link.startsWith('pipe:') ? 'pipe' : link.startsWith('anon_inode:') ? link : link.startsWith('/') ? 'file' : link;
+    kinds[kind] = (kinds[kind] || 0) + 1;
+  }
+  return { count, kinds, sockets, links };
 }
 
 const TCP_STATES = { '01': 'ESTABLISHED', '02': 'SYN_SENT', '03': 'SYN_RECV', '04': 'FIN_WAIT1', '05': 'FIN_WAIT2', '06': 'TIME_WAIT', '07': 'CLOSE', '08': 'CLOSE_WAIT', '09': 'LAST_ACK', '0A': 'LISTEN', '0B': 'CLOSING' };
@@ -189,4 +193,4 @@ function describeSockets(inodes, portNames) {
   return out;
 }
 
-module.exports = { ZproxyProcess, describeSockets, GOOD_TIMEOUT_MS };
+module.exports = { ZproxyProcess, openFds, describeSockets, GOOD_TIMEOUT_MS };
