@@ -32,6 +32,7 @@ const { startUpstreams } = require('./soak/upstreams');
 const { ZproxyProcess, openFds, describeSockets } = require('./soak/zproxy-process');
 const { summarize } = require('./soak/report');
 const { FAULT_NAMES } = require('./soak/faults');
+const { Inspector } = require('./soak/inspector');
 
 const USAGE = `usage: node scripts/soak.js [options]   (npm run soak -- [options])
   --duration S      seconds of load (default 180; 3600 for an hour; 10 for a smoke run)
@@ -47,11 +48,15 @@ const USAGE = `usage: node scripts/soak.js [options]   (npm run soak -- [options
   --faults LIST     only these faults of the faulty upstream (comma-separated; default all):
                       ${FAULT_NAMES.join(', ')}
                       ('none': no requests to the faulty upstream)
-  --node-arg ARG    a Node.js flag for the zproxy process (repeatable), e.g. --node-arg=--inspect=127.0.0.1:9229
+  --inspect         look inside zproxy through its inspector (loopback): each thread's JS heap
+                    after a forced full GC, at the baseline and after the quiet period
+  --heap-snapshots  --inspect, and write a heap snapshot of each thread at both points to --out
+                    (compare them with node scripts/soak/heap-diff.js BEFORE AFTER)
+  --node-arg ARG    a Node.js flag for the zproxy process (repeatable), e.g. --node-arg=--max-semi-space-size=2
   --help`;
 
 function parseOptions(argv) {
-  const o = { duration: 180, seed: null, noNative: false, hangMs: 10000, quietMs: 20000, h1: 6, h2: 2, h2Streams: 16, ws: 2, out: null, nodeArgs: [], faults: FAULT_NAMES, stopBoundMs: 15000 };
+  const o = { duration: 180, seed: null, noNative: false, inspect: false, heapSnapshots: false, hangMs: 10000, quietMs: 20000, h1: 6, h2: 2, h2Streams: 16, ws: 2, out: null, nodeArgs: [], faults: FAULT_NAMES, stopBoundMs: 15000 };
   const ints = { '--duration': 'duration', '--seed': 'seed', '--hang-ms': 'hangMs', '--quiet-ms': 'quietMs', '--h1': 'h1', '--h2': 'h2', '--h2-streams': 'h2Streams', '--ws': 'ws' };
   for (let i = 0; i < argv.length; i++) {
     let [flag, value] = argv[i].split(/=(.*)/s);
@@ -59,8 +64,9 @@ function parseOptions(argv) {
       process.stdout.write(`${USAGE}\n`);
       process.exit(0);
     }
-    if (flag === '--no-native') {
-      o.noNative = true;
+    if (flag === '--no-native' || flag === '--inspect' || flag === '--heap-snapshots') {
+      o[{ '--no-native': 'noNative', '--inspect': 'inspect', '--heap-snapshots': 'heapSnapshots' }[flag]] = true;
+      if (flag === '--heap-snapshots') o.inspect = true;
       continue;
     }
     if (value === undefined) value = argv[++i];
@@ -139,14 +145,28 @@ async function main() {
   log(`seed ${seed}, ${options.duration} s, ${options.noNative ? 'TypeScript fallback' : 'native addon'}; logs in ${dir}`);
 
   const upstreams = await startUpstreams(dir, seed);
+  const inspectPort = options.inspect ? await proc.freePort() : null;
   const zproxy = new ZproxyProcess({
     dir,
     port: await proc.freePort(),
     upstreams: { A: upstreams.A.url, B: upstreams.B.url, faulty: upstreams.faulty.url },
     noNative: options.noNative,
-    nodeArgs: options.nodeArgs,
+    nodeArgs: inspectPort ? [...options.nodeArgs, `--inspect=127.0.0.1:${inspectPort}`] : options.nodeArgs,
   });
   await zproxy.start();
+  const inspector = inspectPort ? await Inspector.connect(inspectPort) : null;
+  /**
+   * RSS (read first: the GC changes it), then, with --inspect, each heap after a full GC and RSS again;
+   * with --heap-snapshots, snapshots last (writing one costs the process tens of MiB it keeps).
+   */
+  const lookInside = async (label) => {
+    const mem = { ...zproxy.memory(), byKind: zproxy.residentByKind() };
+    if (!inspector) return { mem };
+    const heaps = await inspector.heapAfterGc();
+    const rssAfterGc = zproxy.memory().rss;
+    const snapshots = options.heapSnapshots ? await inspector.snapshots(path.join(dir, label)) : [];
+    return { mem, heaps, rssAfterGc, snapshots };
+  };
   log(`zproxy ${zproxy.pid} on port ${zproxy.options.port}: ${zproxy.runtime}`);
   const portNames = { [zproxy.options.port]: 'zproxy' };
   for (const u of Object.values(upstreams)) portNames[u.port] = u.name;
@@ -169,13 +189,14 @@ async function main() {
   // Warm-up: every path runs once (zproxy opens a few fds for good on first use: libuv's spare
   // /dev/null, the splice thread's epoll and eventfd), then the baseline is taken when quiet.
   const fresh = zproxy.fds();
+  const freshMem = { ...zproxy.memory(), byKind: zproxy.residentByKind() };
   let warmedUp = false;
   const warmup = startClients({ ...common, stopping: () => warmedUp }, options, seed, 1000);
   await proc.sleep(WARMUP_MS);
   warmedUp = true;
   await warmup;
   const warm = await waitFor(() => quiet(fresh.sockets.size), options.quietMs);
-  const start = { fds: zproxy.fds(), mem: zproxy.memory() };
+  const start = { fds: zproxy.fds(), ...(await lookInside('baseline')) };
   log(`warm-up: ${ledger.settled} requests; quiet after ${warm.ms} ms; fds ${fresh.count} fresh, ${start.fds.count} warm`);
 
   let stopping = false;
@@ -239,15 +260,15 @@ async function main() {
   if (leftOpen.length) schedule.push(`client sockets still open after the clients finished: ${leftOpen.join('; ')}`);
   if (upstreams.A.child.exited) await upstreams.A.start(); // a run that ended during the downtime
 
-  const resources = { start, timeline, extraFds: [] };
+  const resources = { fresh: { fds: fresh, mem: freshMem }, start, timeline, extraFds: [] };
   if (!exitDuringRun) {
-    resources.afterLoad = { fds: zproxy.fds(), mem: zproxy.memory() };
+    resources.afterLoad = { fds: zproxy.fds(), mem: { ...zproxy.memory(), byKind: zproxy.residentByKind() } };
     resources.upstreams = { afterLoad: await openAtUpstreams() };
     log(`quiet period: waiting up to ${options.quietMs} ms for fds and upstream connections to come back`);
     const settled = await waitFor(async () => zproxy.fds().count <= start.fds.count && (await quiet(start.fds.sockets.size)), options.quietMs);
     resources.quietMs = settled.ms;
     resources.quietReached = settled.reached;
-    resources.afterQuiet = { fds: zproxy.fds(), mem: zproxy.memory() };
+    resources.afterQuiet = { fds: zproxy.fds(), ...(await lookInside('after-quiet')) };
     resources.upstreams.afterQuiet = await openAtUpstreams();
     resources.extraFds = newFds(start.fds, resources.afterQuiet.fds, portNames);
     timeline.push([Math.round((Date.now() - t0) / 1000), resources.afterQuiet.mem.rss]);
@@ -256,6 +277,7 @@ async function main() {
     Object.assign(resources, { afterLoad: none, afterQuiet: none, quietMs: 0, quietReached: false, upstreams: { afterLoad: {}, afterQuiet: { zproxy: NaN } } });
   }
 
+  inspector?.close();
   const upstreamStats = {};
   for (const [name, u] of Object.entries(upstreams)) upstreamStats[name] = await u.stats();
   const exit = exitDuringRun ? { code: null, signal: null, ms: 0 } : await zproxy.stop(options.stopBoundMs + 5000);

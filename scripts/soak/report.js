@@ -58,13 +58,30 @@ function summarize(run) {
   out.push('', 'schedule', ...run.schedule.map((s) => `  ${s}`));
   const s = run.stats;
   out.push(`  clients: ${s.h1Connections} HTTP/1 connections (${s.h1ClosedByProxy} closed by zproxy), ${s.h2Sessions} HTTP/2 sessions (${s.h2GoawaysFromProxy} GOAWAYs from zproxy, ${s.h2SessionsGivenUp} given up), ${s.wsConnections} WebSocket connections`);
-  out.push('', 'resources                    baseline   after load   after quiet');
-  out.push(`  zproxy fds               ${pad(r.start.fds.count, 10)}${pad(r.afterLoad.fds.count, 13)}${pad(r.afterQuiet.fds.count, 14)}   (quiet after ${(r.quietMs / 1000).toFixed(1)} s${r.quietReached ? '' : ', bound reached'})`);
+  out.push('', 'resources                         fresh    baseline   after load   after quiet   (baseline: after the warm-up)');
+  out.push(`  zproxy fds               ${pad(r.fresh.fds.count, 10)}${pad(r.start.fds.count, 12)}${pad(r.afterLoad.fds.count, 13)}${pad(r.afterQuiet.fds.count, 14)}   (quiet after ${(r.quietMs / 1000).toFixed(1)} s${r.quietReached ? '' : ', bound reached'})`);
   out.push(`    by kind at start: ${JSON.stringify(r.start.fds.kinds)}; after quiet: ${JSON.stringify(r.afterQuiet.fds.kinds)}`);
   for (const extra of r.extraFds) out.push(`    not at start: ${extra}`);
   const conns = (k) => Object.entries(r.upstreams[k]).map(([n, v]) => `${n} ${v}`).join(', ');
-  out.push(`  upstream conns open      ${pad('0', 10)}   ${conns('afterLoad')}   -> ${conns('afterQuiet')}`);
-  out.push(`  RSS MiB                  ${pad(mib(r.start.mem.rss), 10)}${pad(mib(r.afterLoad.mem.rss), 13)}${pad(mib(r.afterQuiet.mem.rss), 14)}   (peak ${mib(r.afterQuiet.mem.hwm)}; anon ${mib(r.afterQuiet.mem.anon)} after quiet)`);
+  out.push(`  upstream conns open      ${pad('0', 10)}${pad('0', 12)}   ${conns('afterLoad')}   -> ${conns('afterQuiet')}`);
+  out.push(`  RSS MiB                  ${pad(mib(r.fresh.mem.rss), 10)}${pad(mib(r.start.mem.rss), 12)}${pad(mib(r.afterLoad.mem.rss), 13)}${pad(mib(r.afterQuiet.mem.rss), 14)}   (peak ${mib(r.afterQuiet.mem.hwm)})`);
+  if (r.afterQuiet.mem.byKind) {
+    for (const kind of Object.keys(r.fresh.mem.byKind)) {
+      const at = (x) => pad(mib(x.mem.byKind[kind]), 0);
+      out.push(`    ${kind.padEnd(21)}${pad(at(r.fresh), 10)}${pad(at(r.start), 12)}${pad(at(r.afterLoad), 13)}${pad(at(r.afterQuiet), 14)}`);
+    }
+  }
+  if (r.start.heaps && r.afterQuiet.heaps) {
+    out.push(`  RSS MiB after a full GC  ${pad('', 10)}${pad(mib(r.start.rssAfterGc), 12)}${pad('', 13)}${pad(mib(r.afterQuiet.rssAfterGc), 14)}`);
+    for (const thread of Object.keys(r.start.heaps)) {
+      const [x, y] = [r.start.heaps[thread], r.afterQuiet.heaps?.[thread]];
+      if (!y) continue;
+      const f = (h) => `heap ${h.usedMiB.toFixed(1)} of ${h.totalMiB.toFixed(1)}, external ${h.externalMiB.toFixed(1)} (ArrayBuffers ${h.arrayBuffersMiB.toFixed(1)})`;
+      out.push(`  ${thread.padEnd(14)} MiB after GC: ${f(x)}  ->  ${f(y)}`);
+    }
+  }
+  for (const file of [...(r.start.snapshots || []), ...(r.afterQuiet.snapshots || [])]) out.push(`  heap snapshot: ${file}`);
+  if (r.start.snapshots?.length) out.push('  (RSS after the baseline includes what writing its snapshots cost: compare RSS with --inspect alone)');
   out.push(`  RSS timeline (s: MiB): ${r.timeline.map(([t, kib]) => `${t}: ${mib(kib)}`).join(', ')}`);
   const us = run.upstreamStats;
   if (us.faulty?.open) out.push(`  faulty upstream connections zproxy left open, by the fault they last acted out: ${JSON.stringify(us.faulty.openByFault)}`);

@@ -120,7 +120,40 @@ class ZproxyProcess {
   fds() {
     return openFds(this.pid);
   }
+
+  /**
+   * Resident KiB by kind of mapping, from /proc/PID/smaps: `malloc arenas`
+   * (glibc's per-thread heaps: 64 MiB-aligned reservations of 64 MiB, the
+   * part in use readable), `brk heap` (the main arena), `other anonymous`
+   * (V8's heap pages and code space, thread stacks, large mmap'd
+   * allocations), `files` (node, libraries, the addon).
+   */
+  residentByKind() {
+    const maps = [];
+    for (const line of fs.readFileSync(`/proc/${this.pid}/smaps`, 'utf8').split('\n')) {
+      const head = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+      if (head) maps.push({ start: parseInt(head[1], 16), end: parseInt(head[2], 16), name: head[3], rss: 0 });
+      const rss = /^Rss:\s+(\d+) kB/.exec(line);
+      if (rss && maps.length) maps[maps.length - 1].rss += Number(rss[1]);
+    }
+    const out = { 'malloc arenas': 0, 'brk heap': 0, 'other anonymous': 0, files: 0 };
+    const anon = (m) => m && (m.name === '' || m.name.startsWith('[anon'));
+    for (let i = 0; i < maps.length; i++) {
+      const m = maps[i];
+      const next = maps[i + 1];
+      // An arena: its used part, then (unless full) its PROT_NONE rest, 64 MiB in all from an aligned start.
+      const span = anon(next) && next.start === m.end ? next.end - m.start : m.end - m.start;
+      if (anon(m) && m.start % ARENA_BYTES === 0 && (m.end - m.start === ARENA_BYTES || span === ARENA_BYTES)) {
+        out['malloc arenas'] += m.rss + (m.end - m.start === ARENA_BYTES ? 0 : next.rss);
+        if (m.end - m.start !== ARENA_BYTES) i++;
+      } else out[m.name === '[heap]' ? 'brk heap' : anon(m) ? 'other anonymous' : 'files'] += m.rss;
+    }
+    return out;
+  }
 }
+
+/** glibc's HEAP_MAX_SIZE on 64-bit: each non-main arena reserves this much, aligned to it. */
+const ARENA_BYTES = 64 * 1024 * 1024;
 
 /** The open fds of `pid`: their count, counts by kind, the socket inodes, and fd -> what it is. */
 function openFds(pid) {
