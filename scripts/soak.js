@@ -29,7 +29,7 @@ const { H1Client } = require('./soak/h1-client');
 const { H2Client } = require('./soak/h2-client');
 const { WsClient } = require('./soak/ws-client');
 const { startUpstreams } = require('./soak/upstreams');
-const { ZproxyProcess, openFds, describeSockets } = require('./soak/zproxy-process');
+const { ZproxyProcess, openFds, describeSockets, DRAIN_TIMEOUT_MS } = require('./soak/zproxy-process');
 const { summarize } = require('./soak/report');
 const { FAULT_NAMES } = require('./soak/faults');
 const { Inspector } = require('./soak/inspector');
@@ -52,11 +52,14 @@ const USAGE = `usage: node scripts/soak.js [options]   (npm run soak -- [options
                     after a forced full GC, at the baseline and after the quiet period
   --heap-snapshots  --inspect, and write a heap snapshot of each thread at both points to --out
                     (compare them with node scripts/soak/heap-diff.js BEFORE AFTER)
+  --malloc-trim     after the quiet period, call malloc_trim(0) in zproxy (through gdb) and read RSS
+                    again: what falls was freed memory glibc kept, not memory in use
   --node-arg ARG    a Node.js flag for the zproxy process (repeatable), e.g. --node-arg=--max-semi-space-size=2
   --help`;
 
 function parseOptions(argv) {
-  const o = { duration: 180, seed: null, noNative: false, inspect: false, heapSnapshots: false, hangMs: 10000, quietMs: 20000, h1: 6, h2: 2, h2Streams: 16, ws: 2, out: null, nodeArgs: [], faults: FAULT_NAMES, stopBoundMs: 15000 };
+  // stopBoundMs: nothing is in flight when the soak stops zproxy, so it must not wait out drain_timeout_ms.
+  const o = { duration: 180, seed: null, noNative: false, inspect: false, heapSnapshots: false, mallocTrim: false, hangMs: 10000, quietMs: 20000, h1: 6, h2: 2, h2Streams: 16, ws: 2, out: null, nodeArgs: [], faults: FAULT_NAMES, stopBoundMs: DRAIN_TIMEOUT_MS / 2 };
   const ints = { '--duration': 'duration', '--seed': 'seed', '--hang-ms': 'hangMs', '--quiet-ms': 'quietMs', '--h1': 'h1', '--h2': 'h2', '--h2-streams': 'h2Streams', '--ws': 'ws' };
   for (let i = 0; i < argv.length; i++) {
     let [flag, value] = argv[i].split(/=(.*)/s);
@@ -64,8 +67,9 @@ function parseOptions(argv) {
       process.stdout.write(`${USAGE}\n`);
       process.exit(0);
     }
-    if (flag === '--no-native' || flag === '--inspect' || flag === '--heap-snapshots') {
-      o[{ '--no-native': 'noNative', '--inspect': 'inspect', '--heap-snapshots': 'heapSnapshots' }[flag]] = true;
+    const switches = { '--no-native': 'noNative', '--inspect': 'inspect', '--heap-snapshots': 'heapSnapshots', '--malloc-trim': 'mallocTrim' };
+    if (switches[flag]) {
+      o[switches[flag]] = true;
       if (flag === '--heap-snapshots') o.inspect = true;
       continue;
     }
@@ -85,6 +89,12 @@ function parseOptions(argv) {
 
 /** Load before the fd baseline is taken. */
 const WARMUP_MS = 3000;
+/**
+ * The quiet period lasts at least this long before memory is read: V8 gives
+ * back its young generation only after some idle seconds, and an RSS read
+ * the moment the fds are back would not be comparable between runs.
+ */
+const QUIET_MIN_MS = 10000;
 
 function parseFaults(value) {
   if (value === 'none') return [];
@@ -104,11 +114,16 @@ function planSchedule(random, durationMs) {
   return { killAt, downMs, reloadTimes };
 }
 
-/** What is open after the quiet period that was not at the start: TCP sockets with their state and ports, other fds by target. */
-function newFds(before, after, portNames) {
-  const sockets = new Set([...after.sockets].filter((inode) => !before.sockets.has(inode)));
+/** Sockets back to their fresh count, other fds to their count after the warm-up. */
+function fdsBack(fresh, warm, now) {
+  return now.sockets.size <= fresh.sockets.size && now.count - now.sockets.size <= warm.count - warm.sockets.size;
+}
+
+/** What is open after the quiet period and was not: sockets (with state and ports) not open fresh, other fds not open after the warm-up. */
+function newFds(fresh, warm, after, portNames) {
+  const sockets = new Set([...after.sockets].filter((inode) => !fresh.sockets.has(inode)));
   const out = describeSockets(sockets, portNames);
-  for (const [fd, link] of after.links) if (!link.startsWith('socket:') && before.links.get(fd) !== link) out.push(`fd ${fd}: ${link}`);
+  for (const [fd, link] of after.links) if (!link.startsWith('socket:') && warm.links.get(fd) !== link) out.push(`fd ${fd}: ${link}`);
   return out;
 }
 
@@ -188,6 +203,7 @@ async function main() {
 
   // Warm-up: every path runs once (zproxy opens a few fds for good on first use: libuv's spare
   // /dev/null, the splice thread's epoll and eventfd), then the baseline is taken when quiet.
+  // Sockets are held to their fresh count, so one the warm-up leaves open is not part of the baseline.
   const fresh = zproxy.fds();
   const freshMem = { ...zproxy.memory(), byKind: zproxy.residentByKind() };
   let warmedUp = false;
@@ -265,22 +281,33 @@ async function main() {
     resources.afterLoad = { fds: zproxy.fds(), mem: { ...zproxy.memory(), byKind: zproxy.residentByKind() } };
     resources.upstreams = { afterLoad: await openAtUpstreams() };
     log(`quiet period: waiting up to ${options.quietMs} ms for fds and upstream connections to come back`);
-    const settled = await waitFor(async () => zproxy.fds().count <= start.fds.count && (await quiet(start.fds.sockets.size)), options.quietMs);
+    const settled = await waitFor(async () => fdsBack(fresh, start.fds, zproxy.fds()) && (await quiet(fresh.sockets.size)), options.quietMs);
     resources.quietMs = settled.ms;
     resources.quietReached = settled.reached;
+    if (settled.ms < QUIET_MIN_MS) await proc.sleep(QUIET_MIN_MS - settled.ms);
     resources.afterQuiet = { fds: zproxy.fds(), ...(await lookInside('after-quiet')) };
     resources.upstreams.afterQuiet = await openAtUpstreams();
-    resources.extraFds = newFds(start.fds, resources.afterQuiet.fds, portNames);
+    resources.extraFds = newFds(fresh, start.fds, resources.afterQuiet.fds, portNames);
+    resources.fdsBack = fdsBack(fresh, start.fds, resources.afterQuiet.fds);
+    if (options.mallocTrim) {
+      try {
+        zproxy.mallocTrim();
+        resources.afterTrim = { ...zproxy.memory(), byKind: zproxy.residentByKind() };
+      } catch (err) {
+        schedule.push(`malloc_trim through gdb failed: ${err.message.split('\n')[0]}`);
+        fs.writeFileSync(path.join(dir, 'gdb-malloc-trim.log'), `${err.stdout || ''}${err.stderr || ''}`);
+      }
+    }
     timeline.push([Math.round((Date.now() - t0) / 1000), resources.afterQuiet.mem.rss]);
   } else {
     const none = { fds: { count: NaN, kinds: {}, sockets: new Set() }, mem: { rss: 0, hwm: 0, anon: 0 } };
-    Object.assign(resources, { afterLoad: none, afterQuiet: none, quietMs: 0, quietReached: false, upstreams: { afterLoad: {}, afterQuiet: { zproxy: NaN } } });
+    Object.assign(resources, { afterLoad: none, afterQuiet: none, quietMs: 0, quietReached: false, fdsBack: false, upstreams: { afterLoad: {}, afterQuiet: { zproxy: NaN } } });
   }
 
   inspector?.close();
   const upstreamStats = {};
   for (const [name, u] of Object.entries(upstreams)) upstreamStats[name] = await u.stats();
-  const exit = exitDuringRun ? { code: null, signal: null, ms: 0 } : await zproxy.stop(options.stopBoundMs + 5000);
+  const exit = exitDuringRun ? { code: null, signal: null, ms: 0 } : await zproxy.stop(DRAIN_TIMEOUT_MS + 5000);
   await Promise.all(Object.values(upstreams).map((u) => u.stop()));
 
   const { text, failed } = summarize({

@@ -41,6 +41,8 @@ class Connection {
     this.queue = [];
     this.parser = new ResponseParser();
     this.announcedClose = false;
+    /** The ledger item of the close zproxy announced, settled when it happens. */
+    this.closing = null;
     /** Set when this client ends the connection (the soak stops, or a request hung). */
     this.endedByClient = false;
     this.closed = false;
@@ -71,10 +73,7 @@ class Connection {
     const proto = size > 1 ? 'h1-pipe' : 'h1';
     for (let i = 0; i < size; i++) {
       const req = planRequest(this.random, this.shared, { chunkedUploads: true });
-      req.onHang = () => {
-        this.endedByClient = true;
-        this.socket.destroy();
-      };
+      req.onHang = () => this.destroyByClient();
       req.progress = () => this.parser.progress();
       this.queue.push(req);
       this.shared.ledger.open(req, proto);
@@ -115,14 +114,28 @@ class Connection {
       }
       const response = this.parser.take();
       if (!response) continue;
-      if (/\bclose\b/i.test(response.headers.connection || '')) this.announcedClose = true;
-      this.shared.ledger.settle(this.queue.shift(), response);
+      const req = this.queue.shift();
+      this.shared.ledger.settle(req, response);
+      if (/\bclose\b/i.test(response.headers.connection || '') && !this.announcedClose) this.awaitClose(req);
       if (this.queue.length === 0 && !this.announcedClose) setImmediate(() => this.sendBatch());
     }
   }
 
+  destroyByClient() {
+    this.endedByClient = true;
+    this.socket.destroy();
+  }
+
+  /** zproxy said `Connection: close`: the close itself is due now, within the hang bound. */
+  awaitClose(after) {
+    this.announcedClose = true;
+    this.closing = { ...after, kind: `${after.fault ? `fault ${after.fault}` : after.kind}, close announced`, fault: null, onHang: () => this.destroyByClient(), progress: () => 'Connection: close sent, the connection still open' };
+    this.shared.ledger.open(this.closing, after.proto);
+  }
+
   onClose() {
     this.closed = true;
+    if (this.closing) this.shared.ledger.record(this.closing, { outcome: 'ok' });
     const [current, ...behind] = this.queue;
     this.queue = [];
     if (current) {

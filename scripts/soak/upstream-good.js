@@ -32,8 +32,8 @@ const server = http.createServer({ keepAliveTimeout: 30_000, requestTimeout: 0 }
 const { open, counts } = trackConnections(server);
 server.on('clientError', (err, socket) => {
   socket.destroy();
-  // A connection closed mid-request is an upload cut short (counted by 'aborted'), not a parse error.
-  if (err.code === 'HPE_INVALID_EOF_STATE') return;
+  // A connection closed or reset mid-request is an upload cut short (counted by 'aborted'), not a parse error.
+  if (!String(err.code).startsWith('HPE_') || err.code === 'HPE_INVALID_EOF_STATE') return;
   // zproxy sent something node:http could not parse: never expected.
   stats.parseErrors++;
   if (stats.corruptSamples.length < 5) stats.corruptSamples.push({ parseError: err.code || err.message });

@@ -6,6 +6,7 @@
  * /proc says about it: open fds by kind, its TCP sockets and their states,
  * and memory (all threads are one process, so one /proc/PID/status).
  */
+const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const proc = require('../bench/proc');
@@ -15,6 +16,8 @@ const ROOT = path.resolve(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'bin', 'zproxy.js');
 /** The good route's timeout: the good upstreams answer in at most 50 ms, so a 504 there is always a fault of zproxy's. */
 const GOOD_TIMEOUT_MS = 4000;
+/** The soak config's drain_timeout_ms: a stop with nothing in flight must take far less. */
+const DRAIN_TIMEOUT_MS = 10000;
 /** How long a reload may take to be logged as applied. */
 const RELOAD_BOUND_MS = 5000;
 
@@ -31,7 +34,7 @@ function soakConfig({ port, upstreams, generation }) {
     { path: '/fault', upstream: { targets: [{ url: upstreams.faulty }], max_fails: 0 }, retries: 0, timeout_ms: FAULT_TIMEOUT_MS },
   ];
   if (generation % 2 === 0) routes.push({ path: '/toggle', respond: { status: 200, headers: { 'content-type': 'text/plain' }, body: `toggle v${generation}` } });
-  return { host: '127.0.0.1', port, thread_count: 2, admin: null, log_level: 'info', drain_timeout_ms: 10000, routes };
+  return { host: '127.0.0.1', port, thread_count: 2, admin: null, log_level: 'info', drain_timeout_ms: DRAIN_TIMEOUT_MS, routes };
 }
 
 class ZproxyProcess {
@@ -119,6 +122,16 @@ class ZproxyProcess {
 
   fds() {
     return openFds(this.pid);
+  }
+
+  /**
+   * Has glibc hand back to the kernel what free() left in its arenas
+   * (malloc_trim(0), called in the process through gdb): RSS that then
+   * falls was free memory kept for reuse, not memory in use.
+   */
+  mallocTrim() {
+    const out = execFileSync('gdb', ['-p', String(this.pid), '-batch', '-ex', 'call (int) malloc_trim(0)'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60000 });
+    fs.writeFileSync(path.join(this.options.dir, 'gdb-malloc-trim.log'), out);
   }
 
   /**
@@ -226,4 +239,4 @@ function describeSockets(inodes, portNames) {
   return out;
 }
 
-module.exports = { ZproxyProcess, openFds, describeSockets, GOOD_TIMEOUT_MS };
+module.exports = { ZproxyProcess, openFds, describeSockets, DRAIN_TIMEOUT_MS };
