@@ -44,7 +44,7 @@ class Ledger {
     this.record(req, judge(req, result));
   }
 
-  /** Records an outcome the client decided itself (WebSocket messages); `verdict.excusable: false` rules out the kill window. */
+  /** Records an outcome the client decided itself (WebSocket messages, follow-up items); `verdict.excusable: false` rules out the kill window. */
   record(req, verdict) {
     if (req.settled) return;
     req.settled = true;
