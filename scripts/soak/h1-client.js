@@ -71,10 +71,14 @@ class Connection {
     }
     const size = this.random.chance(PIPELINE_CHANCE) ? this.random.int(2, 4) : 1;
     const proto = size > 1 ? 'h1-pipe' : 'h1';
+    /** What this batch held, for the report of a break in it. */
+    const batch = [];
     for (let i = 0; i < size; i++) {
       const req = planRequest(this.random, this.shared, { chunkedUploads: true });
       req.onHang = () => this.destroyByClient();
       req.progress = () => this.parser.progress();
+      req.batch = batch;
+      batch.push(`${req.fault ? `fault ${req.fault}` : req.kind} ${req.id}`);
       this.queue.push(req);
       this.shared.ledger.open(req, proto);
       this.write(req);
@@ -142,7 +146,7 @@ class Connection {
       const ended = this.parser.end();
       if (ended) this.shared.ledger.settle(current, ended);
       else if (this.parser.status === null && this.announcedClose) this.shared.ledger.settle(current, { type: 'unanswered' });
-      else this.shared.ledger.settle(current, { type: 'cut', status: this.parser.status, bytes: this.parser.bodyBytes });
+      else this.shared.ledger.settle(current, { type: 'cut', status: this.parser.status, bytes: this.parser.bodyBytes, detail: current.batch.length > 1 ? `pipelined batch: ${current.batch.join(', ')}` : undefined });
     }
     for (const req of behind) this.shared.ledger.settle(req, { type: 'unanswered' });
     if (!this.endedByClient) this.shared.stats.h1ClosedByProxy++;
