@@ -61,8 +61,9 @@ async function tries(proxyPort) {
     s.on('error', () => undefined);
     s.once('data', (head) => {
       if (!head.includes('GET /first')) return s.end(`HTTP/1.1 200 OK\r\nContent-Length: 4000\r\n\r\n${'b'.repeat(1500)}`);
-      if (chunked) s.write(`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${CHUNKED}`);
-      else s.write(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${FIRST}\r\n\r\n`), BODY]));
+      // One answer per connection: the upstream closes after it, so no later request waits on a connection it ignores.
+      if (chunked) s.end(`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${CHUNKED}`);
+      else s.end(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${FIRST}\r\n\r\n`), BODY]));
     });
   });
   const port = await listen(upstream);

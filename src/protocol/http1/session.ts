@@ -69,6 +69,8 @@ export class Http1Session implements ProtocolSession, Downstream {
   private socketPaused = false;
   /** The proxied response in progress ends the connection. */
   private closeAfterResponse = false;
+  /** Its body is delimited by the close of the connection (no length, no chunks). */
+  private closeDelimited = false;
   /**
    * The response body is framed chunked by zproxy: the upstream's chunked
    * body arrives decoded, and goes out in chunks of zproxy's own framing
@@ -206,6 +208,7 @@ export class Http1Session implements ProtocolSession, Downstream {
     // An HTTP/1.0 client cannot take chunked: it gets the data, delimited by the close.
     const dechunk = http10 && framing === 'chunked';
     this.responseStarted = true;
+    this.closeDelimited = framing === 'close' || dechunk;
     this.closeAfterResponse = !this.keepAlive || framing === 'close' || !requestComplete || dechunk;
     this.rechunk = framing === 'chunked' && !http10;
     const options = this.responseOptions;
@@ -286,10 +289,22 @@ export class Http1Session implements ProtocolSession, Downstream {
     this.requestDone();
   }
 
+  /**
+   * The response broke off midway. Earlier answers still queued on the
+   * socket are complete and go out first (a close would drop them); then
+   * the connection ends, which the client reads as a cut-off body by its
+   * framing. A body delimited by the close has no framing to tell: it is
+   * reset, so a truncated one never looks complete.
+   */
   abort(): void {
     this.exchange = null;
     this.endCurrent();
-    this.conn.close();
+    if (this.closeDelimited) {
+      this.closing = true;
+      if (!this.conn.socket.destroyed) this.conn.socket.resetAndDestroy();
+      return;
+    }
+    this.closeAfterWrite(true);
   }
 
   switchProtocols(upgrade: TunnelUpgrade): void {
