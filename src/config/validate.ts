@@ -17,6 +17,7 @@ import { isIP } from 'node:net';
 import { DEFAULT_ADMIN, DEFAULT_PROTOCOLS, TIMEOUTS_DEFAULTING_TO_CONNECTION, TLS_DEFAULTS, TOP_LEVEL_DEFAULTS } from './defaults';
 import type { AdminConfig, LogLevel, MiddlewareConfig, ProtocolName, TlsCertificate, TlsConfig, ZproxyConfig } from './types';
 import { loadModuleFactory } from '../middleware/module';
+import { MIDDLEWARE_TYPES } from '../middleware/registry';
 import {
   type Check,
   Context,
@@ -222,7 +223,7 @@ export function loadConfig(input: unknown, options: ValidateOptions & { source?:
  * §8: fail closed): its shape is checked by `validateConfig`, but starting
  * it would leave routes unprotected.
  */
-export const ENFORCED_MIDDLEWARE: ReadonlySet<string> = new Set<string>(['module']);
+export const ENFORCED_MIDDLEWARE: ReadonlySet<string> = new Set<string>(Object.keys(MIDDLEWARE_TYPES));
 
 /**
  * One problem per middleware entry this build cannot enforce, by JSON

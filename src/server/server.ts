@@ -24,6 +24,7 @@ import { planPlacement, formatCpuList, type Placement } from './placement';
 import { AdminServer } from '../admin/admin-server';
 import type { WorkerData } from './worker';
 import { HealthMonitor } from '../upstream/health-monitor';
+import { allocateSharedMemory, type SharedMemory } from '../middleware/shared-memory';
 import { checkUpstreamCaFiles, loadTlsMaterial, type TlsMaterial } from '../listener/secure-contexts';
 
 export interface ServerOptions {
@@ -59,6 +60,8 @@ export class Server {
   private pinned: boolean[] = [];
   /** Bumped on every reload; health verdicts carry it. */
   private generation = 0;
+  /** What the middlewares of the running config share across workers. */
+  private sharedMemory: SharedMemory;
   /** One set per server (kept across reloads, like nginx's): tickets from any worker resume on any other. */
   private readonly ticketKeys = randomBytes(TICKET_KEYS_BYTES);
   private health: HealthMonitor | undefined;
@@ -70,6 +73,7 @@ export class Server {
   ) {
     this.log = createLogger(config.log_level);
     this.platform = selectPlatform(options.noNative ?? false);
+    this.sharedMemory = allocateSharedMemory(config, null);
   }
 
   /** Validates `config` (throws ConfigError listing every problem) and prepares a server. */
@@ -114,6 +118,7 @@ export class Server {
         generation: this.generation,
         tls,
         ticketKeys: this.ticketKeys,
+        shared: this.sharedMemory,
       }))) as Array<{ pinned: boolean }>;
       this.pinned = ready.map((worker) => worker.pinned);
       await acceptor.open(this.request);
@@ -167,8 +172,10 @@ export class Server {
     const applied = loadConfig({ ...next, ...Object.fromEntries(RESTART_ONLY_KEYS.map((key) => [key, this.config[key]])) });
     checkUpstreamCaFiles(applied);
     const tls = this.reloadTlsMaterial(applied);
+    const shared = allocateSharedMemory(applied, { config: this.config, memory: this.sharedMemory });
     this.generation++;
-    await this.pool!.broadcast({ type: 'reload', config: applied, generation: this.generation, tls });
+    await this.pool!.broadcast({ type: 'reload', config: applied, generation: this.generation, tls, shared });
+    this.sharedMemory = shared;
     this.health?.start(applied, this.generation);
     this.config = applied;
     this.log.info({ routes: applied.routes.length }, 'config reloaded');

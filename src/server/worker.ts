@@ -8,6 +8,7 @@ import { selectPlatform } from '../native/platform';
 import { createLogger, logger } from '../util/log';
 import { compileRoutes } from '../router/compile';
 import { buildPhaseTable } from '../middleware/registry';
+import type { SharedMemory } from '../middleware/shared-memory';
 import { ConnectionSet } from '../listener/connection';
 import { attachNativeIntake } from '../listener/native-acceptor';
 import { attachSharedListenerIntake } from '../listener/shared-listener';
@@ -35,6 +36,8 @@ export interface WorkerData {
   tls: TlsMaterial | null;
   /** TLS session-ticket keys, the same in every worker: a session resumes whichever worker takes it. */
   ticketKeys: Uint8Array;
+  /** Memory the middlewares share across workers (middleware/shared-memory.ts). */
+  shared: SharedMemory;
 }
 
 /** Large enough for any request head within the default `max_header_bytes` in one read. */
@@ -50,7 +53,7 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
     index: data.index,
     config: data.config,
     router: compileRoutes(data.config.routes),
-    phases: buildPhaseTable(data.config, { log }),
+    phases: buildPhaseTable(data.config, log, data.shared),
     trustedProxies: new TrustedProxies(data.config.trusted_proxies),
     upstreams: new Upstreams(data.config, data.generation, allocBuffer),
     h2Sessions: new H2Sessions(data.config.upstream_connect_timeout_ms),
@@ -107,7 +110,7 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
       const config = message.config as ZproxyConfig;
       ctx.upstreams.load(config, message.generation as number);
       ctx.router = compileRoutes(config.routes);
-      ctx.phases = buildPhaseTable(config, { log });
+      ctx.phases = buildPhaseTable(config, log, message.shared as SharedMemory);
       ctx.trustedProxies = new TrustedProxies(config.trusted_proxies);
       ctx.h2Sessions.setConnectTimeout(config.upstream_connect_timeout_ms);
       // Absent: the main thread could not read the certificates; the running ones stay.
