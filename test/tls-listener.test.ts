@@ -93,11 +93,14 @@ describe.each(LISTENERS)('TLS listener (%s)', (_name, noNative, threads) => {
   let proxy: Server;
   let port: number;
   const download = randomBytes(5 * 1024 * 1024 + 7);
+  const alternating = Array.from({ length: 60 }, (_, i) => download.subarray(i * 65000, i * 65000 + (i % 2 === 0 ? 60_000 : 4_000)));
 
   beforeAll(async () => {
     up = await startRecordingUpstream(async (req, res) => {
       if (req.method === 'POST') return res.send(200, [['x-sha256', sha256(req.body)]], 'ok');
       if (req.target === '/download') return res.chunked(200, [], [download.subarray(0, 2_000_000), download.subarray(2_000_000)]);
+      // A large chunk and a small one in the same upstream read: one relayed, one copied behind it.
+      if (req.target === '/download/alternating') return res.chunked(200, [], alternating);
       return res.send(200, [['content-type', 'text/plain']], `proto=${header(req, 'x-forwarded-proto')}`);
     });
     proxy = await startProxy(
@@ -192,6 +195,14 @@ describe.each(LISTENERS)('TLS listener (%s)', (_name, noNative, threads) => {
       expect(header(last, 'x-forwarded-proto')).toBe('https');
     } finally {
       agent.destroy();
+    }
+  });
+
+  test('a chunked body of large and small chunks read together never stalls over TLS', async () => {
+    for (let i = 0; i < 10; i++) {
+      const got = await request(port, { path: '/download/alternating' });
+      expect(got.status).toBe(200);
+      expect(sha256(got.body)).toBe(sha256(Buffer.concat(alternating)));
     }
   });
 

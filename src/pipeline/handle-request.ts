@@ -56,6 +56,8 @@ export interface Downstream extends ClientSide {
   startExchange(request: RequestContext, exchange: ExchangeHandle, upstream: UpstreamRequest): void;
   /** Stream to stream to an HTTP/2 upstream (HTTP/2 clients only; null elsewhere: 505). */
   proxyToHttp2: ((request: RequestContext, group: UpstreamGroup, edits: FieldEdits | null) => void) | null;
+  /** A WebSocket tunnel for a request that asked for one in its codec's own way (`request.tunnel`: HTTP/2's extended CONNECT). */
+  tunnelWebSocket?(request: RequestContext, group: UpstreamGroup): void;
 }
 
 export function handleRequest(request: RequestContext, downstream: Downstream): void {
@@ -134,6 +136,7 @@ function proceed(request: RequestContext, downstream: Downstream): void {
   if (route.respond) return downstream.answer(request, routeResponse(route.respond));
   const worker = downstream.worker;
   const group = worker.upstreams.group(match.index)!;
+  if (request.tunnel && downstream.tunnelWebSocket !== undefined) return downstream.tunnelWebSocket(request, group);
   const edits = upstreamEdits(request);
   if (group.http2) {
     if (downstream.proxyToHttp2 === null) return downstream.answer(request, errorResponse(new HttpVersionError("this route's upstream speaks HTTP/2 only"), request.requestId));

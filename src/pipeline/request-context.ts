@@ -28,6 +28,8 @@ export class RequestContext {
   match: RouteHit | null = null;
   /** The route's phases, once routed. */
   phases: RoutePhases = NO_PHASES;
+  /** A WebSocket tunnel asked for by HTTP/2's extended CONNECT (RFC 8441), set by the codec. */
+  tunnel = false;
   /** The client as policies see it: the peer, or what trusted proxies say (`trusted_proxies`). */
   clientIp: string;
   /** State a middleware keeps for this request (made on first use). */

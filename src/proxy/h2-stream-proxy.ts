@@ -17,8 +17,17 @@ import { respondError } from '../protocol/http2/h2-client-side';
 import { IDEMPOTENT } from './proxy-exchange';
 import { connectFailureOf } from '../upstream/h2-sessions';
 import { HOP_BY_HOP, SET_BY_PROXY } from '../http/forwarding-rules';
+import { forwardedFields } from '../http/forwarded-fields';
+import type { RequestContext } from '../pipeline/request-context';
+import type { FieldEdits, ResponseEdits } from '../pipeline/phases';
+import { responseEdits } from '../pipeline/handle-request';
+import { publishResponseHead } from '../pipeline/diagnostics';
 
 export interface H2ProxyRequest {
+  /** The request as the pipeline sees it (its phases, the target that answers). */
+  context: RequestContext;
+  /** The upstream-request phases' edits (null: none). */
+  edits: FieldEdits | null;
   route: RouteConfig;
   group: UpstreamGroup;
   method: string;
@@ -110,26 +119,25 @@ class H2StreamProxy implements BalancerInput {
   }
 
   private upstreamHeaders(target: Target): OutgoingHttpHeaders {
-    const { route, path, authority, method, requestId, addRequestId, clientIp } = this.request;
+    const { route, path, authority, method, requestId, addRequestId } = this.request;
     const headers: OutgoingHttpHeaders = {
       ':method': method,
       ':path': path,
       ':scheme': target.secure ? 'https' : 'http',
       ':authority': route.preserve_host && authority !== '' ? authority : target.authority,
     };
-    let forwardedFor: string | undefined;
+    const removed = this.request.edits?.removed;
+    let forwardedFor: string | null = null;
     for (let i = 0; i < this.raw.length; i += 2) {
       const name = this.raw[i];
-      if (name.charCodeAt(0) === 0x3a || SKIP.has(name)) {
+      if (name.charCodeAt(0) === 0x3a || SKIP.has(name) || removed?.has(name)) {
         if (name === 'x-forwarded-for') forwardedFor = forwardedFor ? `${forwardedFor}, ${this.raw[i + 1]}` : this.raw[i + 1];
         continue;
       }
-      const prior = headers[name];
-      headers[name] = prior === undefined ? this.raw[i + 1] : ([] as string[]).concat(prior as string | string[], this.raw[i + 1]);
+      addField(headers, name, this.raw[i + 1]);
     }
-    headers['x-forwarded-for'] = forwardedFor ? `${forwardedFor}, ${clientIp}` : clientIp;
-    headers['x-forwarded-proto'] = this.client.session?.encrypted ? 'https' : 'http';
-    if (authority !== '') headers['x-forwarded-host'] = authority;
+    if (this.request.edits) for (const [name, value] of this.request.edits.added) addField(headers, name.toLowerCase(), value);
+    for (const [name, value] of forwardedFields(this.request.context.peer, this.client.session?.encrypted ? 'https' : 'http', authority, forwardedFor)) headers[name] = value;
     if (addRequestId) headers['x-request-id'] = requestId;
     return headers;
   }
@@ -149,6 +157,9 @@ class H2StreamProxy implements BalancerInput {
     this.responded = true;
     const outgoing: OutgoingHttpHeaders = { ...headers };
     if (outgoing['x-request-id'] === undefined) outgoing['x-request-id'] = this.request.requestId;
+    const edits = responseEdits(this.request.context, Number(headers[':status']), this.ctx);
+    if (edits !== null) applyEdits(outgoing, edits);
+    publishResponseHead(this.request.context, Number(outgoing[':status']));
     const trailersOnly = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
     this.client.respond(outgoing, { endStream: trailersOnly, waitForTrailers: !trailersOnly });
     if (!trailersOnly) this.client.once('wantTrailers', () => this.client.sendTrailers(this.trailers ?? {}));
@@ -196,4 +207,17 @@ class H2StreamProxy implements BalancerInput {
     this.target?.end();
     this.upstream?.close(NGHTTP2_CANCEL);
   }
+}
+
+/** Adds a field to an HTTP/2 header object (a repeated one becomes a list). */
+function addField(headers: OutgoingHttpHeaders, name: string, value: string): void {
+  const prior = headers[name];
+  headers[name] = prior === undefined ? value : ([] as string[]).concat(prior as string | string[], value);
+}
+
+/** A response phase's edits on an HTTP/2 response's fields. */
+function applyEdits(headers: OutgoingHttpHeaders, edits: ResponseEdits): void {
+  for (const name of edits.removed) delete headers[name];
+  for (const [name, value] of edits.added) addField(headers, name.toLowerCase(), value);
+  headers[':status'] = edits.status;
 }

@@ -235,20 +235,27 @@ export class Http1Session implements ProtocolSession, Downstream {
     return 1;
   }
 
-  /** Body data as one chunk of zproxy's framing: copied when small, else relayed between its size line and CRLF. */
+  /**
+   * Body data as one chunk of zproxy's framing: copied when small and
+   * nothing waits to be written, else relayed between its size line and
+   * CRLF. (A copy written behind a relay still in flight would leave the
+   * exchange waiting for a flush callback that never comes: the relay's
+   * callback runs while the copy is still pending.)
+   */
   private sendChunk(buf: Buffer, start: number, end: number, onFlushed: () => void): number {
-    if (end - start <= COPY_BODY_MAX_BYTES) {
+    const socket = this.conn.socket;
+    if (end - start <= COPY_BODY_MAX_BYTES && (this.heldHead !== null || socket.writableLength === 0)) {
       const chunk = frameChunk(buf, start, end);
       if (this.heldHead !== null) this.sendHeldHead(chunk, 0, chunk.length);
       else this.write(chunk);
       return 0;
     }
-    const socket = this.conn.socket;
     if (this.heldHead) this.flush();
+    // The flush callback goes with the last write: it runs once all three have left (a TLS socket calls each write back on its own).
     socket.cork();
     socket.write(chunkSizeLine(end - start));
-    socket.write(buf.subarray(start, end), onFlushed);
-    socket.write(CRLF);
+    socket.write(buf.subarray(start, end));
+    socket.write(CRLF, onFlushed);
     socket.uncork();
     return 1;
   }

@@ -5,12 +5,13 @@
  * response that breaks off resets the stream, leaving the connection's
  * other streams alone.
  */
-import http2, { type ServerHttp2Stream } from 'node:http2';
+import http2, { type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { BodyFraming, ResponseHead } from '../http1/response-head';
 import type { MessageHead } from '../http1/field-lines';
 import { COPY_BODY_MAX_BYTES, type ClientSide } from '../../pipeline/client-side';
 import { errorBody, type ZproxyError } from '../../errors';
 import { h2ResponseHeaders, h2Trailers } from './translate';
+import type { OwnResponse } from '../../pipeline/own-response';
 
 /** respond() options, made once. */
 const NO_BODY = { endStream: true };
@@ -22,9 +23,14 @@ export class H2ClientSide implements ClientSide {
   private trailers: MessageHead | null = null;
 
   constructor(
-    private readonly stream: ServerHttp2Stream,
-    private readonly requestId: string,
+    protected readonly stream: ServerHttp2Stream,
+    protected readonly requestId: string,
   ) {}
+
+  /** The HTTP/2 fields of a relayed response head (a subclass may edit them). */
+  protected responseHeaders(head: ResponseHead): OutgoingHttpHeaders {
+    return h2ResponseHeaders(head, this.requestId);
+  }
 
   get pendingBytes(): number {
     return this.stream.writableLength;
@@ -46,7 +52,7 @@ export class H2ClientSide implements ClientSide {
   sendResponseHead(head: ResponseHead, framing: BodyFraming): void {
     if (this.stream.destroyed) return;
     const chunked = framing === 'chunked';
-    this.stream.respond(h2ResponseHeaders(head, this.requestId), framing === 'none' ? NO_BODY : chunked ? BODY_AND_TRAILERS : BODY);
+    this.stream.respond(this.responseHeaders(head), framing === 'none' ? NO_BODY : chunked ? BODY_AND_TRAILERS : BODY);
     if (chunked) this.stream.once('wantTrailers', () => this.stream.sendTrailers(h2Trailers(this.trailers)));
   }
 
@@ -84,4 +90,19 @@ export function respondError(stream: ServerHttp2Stream, error: ZproxyError, requ
   const body = errorBody(error, requestId);
   stream.respond({ ':status': error.status, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-request-id': requestId, ...extra });
   stream.end(body);
+}
+
+/** zproxy's own response (an error, a `respond` route, a phase's answer) on a stream. */
+export function respondOwn(stream: ServerHttp2Stream, response: OwnResponse, method: string): void {
+  if (stream.destroyed) return;
+  if (stream.headersSent) return stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+  const headers: OutgoingHttpHeaders = { ':status': response.status };
+  for (const [name, value] of response.fields) {
+    const lower = name.toLowerCase();
+    const prior = headers[lower];
+    headers[lower] = prior === undefined ? value : ([] as string[]).concat(prior as string | string[], value);
+  }
+  headers['content-length'] = response.body.length;
+  stream.respond(headers);
+  stream.end(method === 'HEAD' ? undefined : response.body);
 }

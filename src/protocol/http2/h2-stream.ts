@@ -1,26 +1,32 @@
 /**
- * One HTTP/2 request stream: routed like any request, answered directly
- * (`respond` routes, errors) or proxied — to an HTTP/1.1 upstream through a
- * ProxyExchange, or stream to stream to an `h2c://` or `h2://` upstream (gRPC).
+ * One HTTP/2 request stream, as a codec adapter of the pipeline
+ * (pipeline/handle-request.ts): the stream's headers become a
+ * RequestContext, and what the pipeline decides is written in HTTP/2's
+ * terms — zproxy's own answer, the response of an HTTP/1.1 upstream through
+ * a ProxyExchange (H2ClientSide), stream to stream to an `h2c://` or `h2://`
+ * upstream (gRPC), or a WebSocket tunnel (RFC 8441 extended CONNECT).
  */
 import { nextRequestId, requestIdText } from '../../util/request-id';
-import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import http2, { type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { WorkerContext } from '../../server/worker-context';
 import { splitTarget } from '../../router/request-path';
 import { upstreamPath } from '../../router/rewrite';
-import type { RouteHit } from '../../router/compile';
 import type { UpstreamGroup } from '../../upstream/upstreams';
-import { ProxyExchange } from '../../proxy/proxy-exchange';
-import { BadPathError, BodyTooLargeError, MethodNotAllowedError, NotFoundError, NotImplementedError } from '../../errors';
-import { H2ClientSide, respondError } from './h2-client-side';
+import { BodyTooLargeError, NotImplementedError } from '../../errors';
+import { H2ClientSide, respondError, respondOwn } from './h2-client-side';
 import { h1RequestHead, h2HeaderValue } from './translate';
 import { proxyToH2Upstream } from '../../proxy/h2-stream-proxy';
-import { startAtEndOfTurn } from '../../pipeline/start-batch';
 import { tunnelH2WebSocket } from './h2-websocket';
+import type { ResponseHead } from '../http1/response-head';
+import type { ExchangeHandle } from '../../pipeline/client-side';
+import { RequestContext, type RequestHeaders } from '../../pipeline/request-context';
+import { endRequest, handleRequest, responseEdits, type Downstream, type UpstreamRequest } from '../../pipeline/handle-request';
+import { editedResponse, errorResponse, type OwnResponse } from '../../pipeline/own-response';
+import type { FieldEdits } from '../../pipeline/phases';
+import { publishResponseHead } from '../../pipeline/diagnostics';
 
 const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
 const CRLF = Buffer.from('\r\n', 'latin1');
-
 
 /** The connection a stream came on, worked out once per session. */
 export interface H2Peer {
@@ -34,117 +40,175 @@ export interface StreamCloser {
   abort(): void;
 }
 
-export function handleStream(ctx: WorkerContext, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, raw: string[], conn: H2Peer): StreamCloser | undefined {
+/** An HTTP/2 request's fields as the pipeline reads them. */
+class H2Headers implements RequestHeaders {
+  constructor(private readonly headers: IncomingHttpHeaders) {}
+
+  get(lowerName: string): string | undefined {
+    const value = this.headers[lowerName];
+    return Array.isArray(value) ? value[0] : value;
+  }
+
+  joined(lowerName: string): string | undefined {
+    return h2HeaderValue(this.headers, lowerName);
+  }
+}
+
+export function handleStream(ctx: WorkerContext, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, raw: string[], conn: H2Peer): StreamCloser {
   const method = headers[':method'] ?? 'GET';
-  const target = headers[':path'] ?? '/';
   const authority = headers[':authority'] ?? h2HeaderValue(headers, 'host') ?? '';
   const clientRequestId = h2HeaderValue(headers, 'x-request-id');
   const requestId = clientRequestId ?? requestIdText(nextRequestId());
-  const hasBody = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) === 0;
-
-  const { path, query } = splitTarget(target);
-  const match = ctx.router.match(method, authority || null, path, (name) => h2HeaderValue(headers, name));
-  if (match.kind === 'bad_path') return void respondError(stream, new BadPathError(), requestId);
-  if (match.kind === 'not_found') return void respondError(stream, new NotFoundError(), requestId);
-  if (match.kind === 'method_not_allowed') return void respondError(stream, new MethodNotAllowedError(), requestId, { allow: match.allow.join(', ') });
-
-  const declared = Number(h2HeaderValue(headers, 'content-length') ?? -1);
+  const { path, query } = splitTarget(headers[':path'] ?? '/');
+  const request = new RequestContext('HTTP/2', method, path, query, authority || null, new H2Headers(headers), conn.address, conn.proto, requestId, clientRequestId !== undefined);
+  request.tunnel = method === 'CONNECT' && headers[':protocol'] === 'websocket';
+  const downstream = new H2Request(ctx, stream, headers, raw, request, (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) === 0);
   const limit = ctx.config.max_body_bytes;
-  if (limit !== null && declared > limit) return void respondError(stream, new BodyTooLargeError(), requestId);
-
-  const route = match.route;
-  if (route.respond) return void respondDirect(stream, route.respond, method, hasBody);
-  const group = ctx.upstreams.group(match.index)!;
-  const upstreamTarget = upstreamPath(match, query);
-  const peer = conn.address;
-  if (method === 'CONNECT' && headers[':protocol'] === 'websocket') {
-    // The tunnel speaks HTTP/1.1 Upgrade upstream: refused here, so an HTTP/2 target is not blamed for it.
-    if (group.http2) return void respondError(stream, new NotImplementedError('WebSocket tunnels to HTTP/2 upstreams'), requestId);
-    return void tunnelH2WebSocket(ctx, stream, headers, { group, path: upstreamTarget, authority, preserveHost: route.preserve_host, clientIp: peer, requestId });
-  }
-  if (group.http2) {
-    return void proxyToH2Upstream(ctx, stream, raw, { route, group, method, path: upstreamTarget, authority, requestId, addRequestId: clientRequestId === undefined, clientIp: peer, hasBody });
-  }
-  return proxyToH1Upstream(ctx, stream, headers, raw, { match, group, method, upstreamTarget, authority, peer, proto: conn.proto, requestId, addRequestId: clientRequestId === undefined, hasBody, declared });
+  // Plain CONNECT asks for a TCP tunnel to :authority (RFC 9113 §8.5): zproxy is a reverse proxy, not a forward one.
+  if (method === 'CONNECT' && !request.tunnel) downstream.answer(request, errorResponse(new NotImplementedError('CONNECT'), requestId));
+  else if (limit !== null && downstream.declaredLength > limit) downstream.answer(request, errorResponse(new BodyTooLargeError(), requestId));
+  else handleRequest(request, downstream);
+  return downstream.closer;
 }
 
-function respondDirect(stream: ServerHttp2Stream, respond: { status: number; headers: Record<string, string>; body: string }, method: string, hasBody: boolean): void {
-  const headers: Record<string, string | number> = { ':status': respond.status };
-  for (const [name, value] of Object.entries(respond.headers)) {
-    const lower = name.toLowerCase();
-    if (lower !== 'connection' && lower !== 'transfer-encoding' && lower !== 'content-length' && lower !== 'keep-alive') headers[lower] = value;
+/** One stream's request through the pipeline: the Downstream the pipeline answers through. */
+class H2Request extends H2ClientSide implements Downstream {
+  /** The exchange or tunnel carrying the request, cancelled when the stream closes. */
+  private carrier: StreamCloser | null = null;
+  /** Called once by the listener when the stream closes, whatever happened. */
+  readonly closer: StreamCloser = { abort: () => this.streamClosed() };
+  /** An HTTP/1 client side's 505; HTTP/2 upstreams are reached stream to stream. */
+  readonly proxyToHttp2 = (request: RequestContext, group: UpstreamGroup, edits: FieldEdits | null): void => {
+    const route = request.route!;
+    // The stream proxy cancels its upstream stream itself when this stream closes.
+    proxyToH2Upstream(this.ctx, this.stream, this.raw, {
+      context: request,
+      edits,
+      route,
+      group,
+      method: request.method,
+      path: upstreamPath(request.match!, request.query),
+      authority: request.authority ?? '',
+      requestId: this.requestId,
+      addRequestId: !request.clientRequestId,
+      clientIp: request.clientIp,
+      hasBody: this.hasBody,
+    });
+  };
+
+  constructor(
+    private readonly ctx: WorkerContext,
+    stream: ServerHttp2Stream,
+    private readonly headers: IncomingHttpHeaders,
+    private readonly raw: string[],
+    private readonly request: RequestContext,
+    /** The HEADERS frame did not end the stream: a body follows. */
+    private readonly hasBody: boolean,
+  ) {
+    super(stream, request.requestIdText);
   }
-  const body = Buffer.from(respond.body, 'utf8');
-  headers['content-length'] = body.length;
-  // The request body, if any, is not wanted: reading it keeps flow control moving.
-  if (hasBody) stream.resume();
-  stream.respond(headers);
-  stream.end(method === 'HEAD' ? undefined : body);
-}
 
-interface H1ProxyOptions {
-  match: RouteHit;
-  group: UpstreamGroup;
-  method: string;
-  upstreamTarget: string;
-  authority: string;
-  /** The client's address (the HTTP/2 connection's peer). */
-  peer: string;
-  proto: 'http' | 'https';
-  requestId: string;
-  addRequestId: boolean;
-  hasBody: boolean;
-  /** content-length as sent, or -1. */
-  declared: number;
-}
+  get worker(): WorkerContext {
+    return this.ctx;
+  }
 
-function proxyToH1Upstream(ctx: WorkerContext, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, raw: string[], o: H1ProxyOptions): StreamCloser {
-  const route = o.match.route;
-  const chunked = o.hasBody && o.declared < 0;
-  const hostFromTarget = !route.preserve_host || o.authority === '';
-  const trusted = ctx.trustedProxies;
-  const clientIp = trusted.empty ? o.peer : trusted.clientAddress(o.peer, h2HeaderValue(headers, 'x-forwarded-for') ?? null);
-  const hashHeader = o.group.hashHeader;
-  const client = new H2ClientSide(stream, o.requestId);
-  const exchange = new ProxyExchange(client, ctx, route, o.group, {
-    method: o.method,
-    head: h1RequestHead(raw, {
-      method: o.method,
-      path: o.upstreamTarget,
-      authority: o.authority,
+  get gone(): boolean {
+    return this.stream.destroyed;
+  }
+
+  /** content-length as sent (nghttp2 checks it against the DATA), or -1. */
+  get declaredLength(): number {
+    return Number(h2HeaderValue(this.headers, 'content-length') ?? -1);
+  }
+
+  answer(request: RequestContext, response: OwnResponse): void {
+    const edits = responseEdits(request, response.status, this.ctx);
+    if (edits !== null) response = editedResponse(response, edits);
+    request.errorCode = response.error?.code ?? null;
+    publishResponseHead(request, response.status);
+    // The request body, if any, is not wanted: reading it keeps flow control moving.
+    if (this.hasBody) this.stream.resume();
+    respondOwn(this.stream, response, request.method);
+  }
+
+  /** The fields live in the headers object, not in a reused buffer: only the body waits. */
+  hold(): void {
+    this.stream.pause();
+  }
+
+  release(): void {
+    this.stream.resume();
+  }
+
+  upstreamRequest(request: RequestContext, _group: UpstreamGroup, edits: FieldEdits | null): UpstreamRequest {
+    const route = request.route!;
+    const authority = request.authority ?? '';
+    const hostFromTarget = !route.preserve_host || authority === '';
+    const head = h1RequestHead(this.raw, {
+      method: request.method,
+      path: upstreamPath(request.match!, request.query),
+      authority,
       hostFromTarget,
-      clientIp: o.peer,
-      proto: o.proto,
-      requestId: o.requestId,
-      addRequestId: o.addRequestId,
-      contentLength: o.declared,
-      hasBody: o.hasBody,
-    }),
-    hostFromTarget,
-    requestId: o.requestId,
-    hasBody: o.hasBody,
-    clientIp,
-    hashHeader,
-    hashValue: hashHeader === null ? undefined : h2HeaderValue(headers, hashHeader),
-  });
-  if (!o.hasBody) {
-    startAtEndOfTurn(exchange);
-    return exchange;
+      clientIp: request.peer,
+      proto: request.scheme,
+      requestId: this.requestId,
+      addRequestId: !request.clientRequestId,
+      contentLength: this.declaredLength,
+      hasBody: this.hasBody,
+      edits,
+    });
+    return { head, hostFromTarget, hasBody: this.hasBody, upgrade: false };
   }
-  exchange.start();
-  const limit = ctx.config.max_body_bytes;
-  let received = 0;
-  stream.on('data', (data: Buffer) => {
-    received += data.length;
-    if (limit !== null && received > limit) {
-      exchange.abort();
-      return respondError(stream, new BodyTooLargeError(), o.requestId);
+
+  startExchange(_request: RequestContext, exchange: ExchangeHandle): void {
+    this.carrier = exchange;
+    if (!this.hasBody) return;
+    const chunked = this.declaredLength < 0;
+    const limit = this.ctx.config.max_body_bytes;
+    let received = 0;
+    this.stream.on('data', (data: Buffer) => {
+      received += data.length;
+      if (limit !== null && received > limit) {
+        exchange.abort();
+        return respondError(this.stream, new BodyTooLargeError(), this.requestId);
+      }
+      exchange.sendBody(chunked ? Buffer.concat([Buffer.from(data.length.toString(16) + '\r\n', 'latin1'), data, CRLF]) : data);
+    });
+    this.stream.once('end', () => {
+      if (chunked) exchange.sendBody(LAST_CHUNK);
+      exchange.requestBodyDone();
+    });
+  }
+
+  /** Extended CONNECT (RFC 8441): a WebSocket tunnel to an HTTP/1.1 upstream. */
+  tunnelWebSocket(request: RequestContext, group: UpstreamGroup): void {
+    // The tunnel speaks HTTP/1.1 Upgrade upstream: refused here, so an HTTP/2 target is not blamed for it.
+    if (group.http2) return this.answer(request, errorResponse(new NotImplementedError('WebSocket tunnels to HTTP/2 upstreams'), request.requestId));
+    tunnelH2WebSocket(this.ctx, this.stream, this.headers, {
+      group,
+      path: upstreamPath(request.match!, request.query),
+      authority: request.authority ?? '',
+      preserveHost: request.route!.preserve_host,
+      clientIp: request.peer,
+      requestId: this.requestId,
+    });
+  }
+
+  protected override responseHeaders(head: ResponseHead): OutgoingHttpHeaders {
+    const headers = super.responseHeaders(head);
+    const edits = responseEdits(this.request, head.status, this.ctx);
+    if (edits !== null) {
+      for (const name of edits.removed) delete headers[name];
+      for (const [name, value] of edits.added) headers[name.toLowerCase()] = value;
+      headers[':status'] = edits.status;
     }
-    exchange.sendBody(chunked ? Buffer.concat([Buffer.from(data.length.toString(16) + '\r\n', 'latin1'), data, CRLF]) : data);
-  });
-  stream.once('end', () => {
-    if (chunked) exchange.sendBody(LAST_CHUNK);
-    exchange.requestBodyDone();
-  });
-  return exchange;
+    publishResponseHead(this.request, Number(headers[':status']));
+    return headers;
+  }
+
+  private streamClosed(): void {
+    this.carrier?.abort();
+    this.carrier = null;
+    endRequest(this.request, this.ctx);
+  }
 }

@@ -9,6 +9,8 @@ import type { MessageHead } from '../http1/field-lines';
 import type { ResponseHead } from '../http1/response-head';
 import { equalsIgnoreCase } from '../http1/chars';
 import { HOP_BY_HOP, NOT_IN_TRAILERS, SET_BY_PROXY, contentLengthLine, namedAwayByConnection } from '../../http/forwarding-rules';
+import { forwardedLines } from '../../http/forwarded-fields';
+import type { FieldEdits } from '../../pipeline/phases';
 
 /**
  * Fields that never go from an HTTP/2 request to an HTTP/1.1 upstream as
@@ -34,10 +36,13 @@ export interface H1HeadOptions {
   contentLength: number;
   /** The request has a body (the HEADERS frame did not end the stream). */
   hasBody: boolean;
+  /** The upstream-request phases' edits (null: none). */
+  edits: FieldEdits | null;
 }
 
 /** The HTTP/1.1 request head for an HTTP/2 request (`raw`: the stream's raw header pairs). */
 export function h1RequestHead(raw: readonly string[], options: H1HeadOptions): Buffer {
+  const removed = options.edits?.removed;
   let head = `${options.method} ${options.path} HTTP/1.1\r\n`;
   if (!options.hostFromTarget) head += `host: ${options.authority}\r\n`;
   let cookie: string | null = null;
@@ -45,14 +50,14 @@ export function h1RequestHead(raw: readonly string[], options: H1HeadOptions): B
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
     const value = raw[i + 1];
-    if (name.charCodeAt(0) === 0x3a /* ':' */) continue;
+    if (name.charCodeAt(0) === 0x3a /* ':' */ || removed?.has(name)) continue;
     if (!REQUEST_SKIP.has(name)) head += `${name}: ${value}\r\n`;
     else if (name === 'cookie') cookie = cookie === null ? value : `${cookie}; ${value}`;
     else if (name === 'x-forwarded-for') forwardedFor = forwardedFor === null ? value : `${forwardedFor}, ${value}`;
   }
   if (cookie !== null) head += `cookie: ${cookie}\r\n`;
-  head += `x-forwarded-for: ${forwardedFor === null ? options.clientIp : `${forwardedFor}, ${options.clientIp}`}\r\n`;
-  head += `x-forwarded-proto: ${options.proto}\r\nx-forwarded-host: ${options.authority}\r\n`;
+  if (options.edits) for (const [name, value] of options.edits.added) head += `${name}: ${value}\r\n`;
+  head += forwardedLines(options.clientIp, options.proto, options.authority, forwardedFor);
   if (options.addRequestId) head += `x-request-id: ${options.requestId}\r\n`;
   if (options.contentLength >= 0) head += contentLengthLine(options.contentLength);
   else if (options.hasBody) head += 'transfer-encoding: chunked\r\n';
