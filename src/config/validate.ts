@@ -14,6 +14,7 @@
  * `validate-upstream.ts` and `validate-middleware.ts`.
  */
 import { isIP } from 'node:net';
+import { ConfigError } from '../errors';
 import { DEFAULT_ADMIN, DEFAULT_PROTOCOLS, TIMEOUTS_DEFAULTING_TO_CONNECTION, TLS_DEFAULTS, TOP_LEVEL_DEFAULTS } from './defaults';
 import type { AdminConfig, LogLevel, MiddlewareConfig, ProtocolName, TlsCertificate, TlsConfig, ZproxyConfig } from './types';
 import { loadModuleFactory } from '../middleware/module';
@@ -171,17 +172,7 @@ function checkConfig(input: unknown, ctx: Context): ZproxyConfig | undefined {
 // ---------------------------------------------------------------------------
 // Public API
 
-/** Thrown by `loadConfig` and `readConfigFile`; `errors` holds one `<path>: <message>` line per problem. */
-export class ConfigError extends Error {
-  readonly code = 'ZP_ERR_CONFIG';
-  readonly errors: readonly string[];
-
-  constructor(errors: readonly string[], source = 'config') {
-    super(`invalid ${source}:\n  ${errors.join('\n  ')}`);
-    this.name = 'ConfigError';
-    this.errors = Object.freeze([...errors]);
-  }
-}
+export { ConfigError };
 
 function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {

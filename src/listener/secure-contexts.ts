@@ -11,6 +11,7 @@
  * `tls.certificates`). When two certificates name the same server, the first
  * in the file wins.
  */
+import { TlsSetupError } from '../errors';
 import { readFileSync } from 'node:fs';
 import tls, { type SecureContext } from 'node:tls';
 import type { TlsConfig, ZproxyConfig } from '../config/types';
@@ -30,7 +31,7 @@ export interface TlsMaterial {
 }
 
 /** A certificate, key or CA file that cannot be used; the message is one line naming the file and the problem. */
-export class TlsSetupError extends Error {}
+export { TlsSetupError };
 
 function readPem(file: string, path: string): string {
   try {

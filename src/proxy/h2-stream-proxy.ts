@@ -14,7 +14,7 @@ import type { Target } from '../upstream/target';
 import type { BalancerInput } from '../balancer/balancer-base';
 import { NoHealthyTargetError, UpstreamConnectError, UpstreamResetError, UpstreamTimeoutError, timedOut, type ZproxyError } from '../errors';
 import { respondError } from '../protocol/http2/h2-client-side';
-import { IDEMPOTENT } from './proxy-exchange';
+import { IDEMPOTENT } from './retry-policy';
 import { connectFailureOf } from '../upstream/h2-sessions';
 import { HOP_BY_HOP, SET_BY_PROXY } from '../http/forwarding-rules';
 import { forwardedFields } from '../http/forwarded-fields';

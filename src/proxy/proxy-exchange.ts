@@ -36,7 +36,7 @@ import type { WorkerContext } from '../server/worker-context';
 import type { UpstreamGroup } from '../upstream/upstreams';
 import type { Target } from '../upstream/target';
 import type { ConnectionPool, ConnectionWaiter } from '../upstream/connection-pool';
-import type { UpstreamConnection, UpstreamExchange, UpstreamFailure } from '../upstream/upstream-connection';
+import type { UpstreamConnection, UpstreamExchange } from '../upstream/upstream-connection';
 import type { RequestId } from '../util/request-id';
 import type { ResponseHead, BodyFraming } from '../protocol/http1/response-head';
 import type { MessageHead } from '../protocol/http1/field-lines';
@@ -44,19 +44,11 @@ import type { ClientSide } from '../pipeline/client-side';
 import type { RequestContext } from '../pipeline/request-context';
 import { markUpstream } from '../pipeline/diagnostics';
 import { closeHeadWithHost } from '../protocol/http1/forward-head';
-import {
-  InternalError,
-  NoHealthyTargetError,
-  UpstreamBadResponseError,
-  UpstreamBusyError,
-  UpstreamConnectError,
-  UpstreamResetError,
-  UpstreamTimeoutError,
-  type ZproxyError,
-} from '../errors';
+import { InternalError, NoHealthyTargetError, UpstreamBusyError, UpstreamResetError, type ZproxyError } from '../errors';
 import type { BalancerInput } from '../balancer/balancer-base';
 import type { TunnelResult } from '../native/addon-types';
 import { bodySpliceAvailable, BodySplice, SPLICE_MIN_BYTES } from './body-splice';
+import { IDEMPOTENT, blamesTarget, mayRetry } from './retry-policy';
 
 /**
  * Request body bytes held while the request has no connected upstream
@@ -82,9 +74,6 @@ export interface ExchangeRequest {
   /** A WebSocket upgrade: a fresh upstream connection, a 101 becomes a tunnel. */
   readonly upgrade?: boolean;
 }
-
-/** Methods a proxy may send again after a failure (RFC 9110 §9.2.2). */
-export const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 
 export class ProxyExchange implements UpstreamExchange, ConnectionWaiter, BalancerInput {
   readonly method: string;
@@ -258,21 +247,21 @@ export class ProxyExchange implements UpstreamExchange, ConnectionWaiter, Balanc
     this.client.switchProtocols({ head, upstream: conn, rest, requestId: this.request.requestId, onClosed: () => target.end() });
   }
 
-  onUpstreamError(failure: UpstreamFailure, error: Error): void {
+  onUpstreamError(error: ZproxyError): void {
     if (this.done) return;
     this.bodySplice?.cancel();
     const target = this.target!;
     const reused = this.conn !== null && this.conn.requests > 1;
     this.conn = null;
     target.end();
-    if (failure !== 'bad_response' && failure !== 'client_stalled') target.recordFailure(Date.now());
-    this.ctx.log.debug({ failure, err: error, target: target.url, attempt: this.attempts }, 'upstream exchange failed');
+    if (blamesTarget(error)) target.recordFailure(Date.now());
+    this.ctx.log.debug({ code: error.code, detail: error.message, target: target.url, attempt: this.attempts }, 'upstream exchange failed');
     if (this.responseStarted) {
       this.finish();
       return this.client.abort();
     }
-    if (this.mayRetry(failure, reused)) return this.attempt(target);
-    this.fail(errorFor(failure, error));
+    if (this.staleConnection(error, reused) || mayRetry(error, { method: this.method, attempts: this.attempts, retries: this.route.retries, bodySent: this.bodySent })) return this.attempt(target);
+    this.fail(error);
   }
 
   // --- internals -------------------------------------------------------------
@@ -343,17 +332,16 @@ export class ProxyExchange implements UpstreamExchange, ConnectionWaiter, Balanc
     this.client.exchangeFailed(error, !this.requestComplete);
   }
 
-  private mayRetry(failure: UpstreamFailure, reused: boolean): boolean {
-    // Never connected: nothing was sent, and the body held so far goes whole to the next target.
-    if (failure === 'connect') return this.attempts <= this.route.retries;
-    if (failure !== 'reset' || this.bodySent || !IDEMPOTENT.has(this.method)) return false;
-    if (reused && !this.staleRetried) {
-      // A pooled connection the upstream had already closed: once more on a fresh one, uncounted.
-      this.staleRetried = true;
-      this.attempts--;
-      return true;
-    }
-    return this.attempts <= this.route.retries;
+  /**
+   * A pooled connection the upstream had already closed (a reset of a reused
+   * connection, for a request safe to send again): once more on a fresh
+   * connection, uncounted, whatever `retries` says — the upstream never saw it.
+   */
+  private staleConnection(error: ZproxyError, reused: boolean): boolean {
+    if (!reused || this.staleRetried || !(error instanceof UpstreamResetError) || this.bodySent || !IDEMPOTENT.has(this.method)) return false;
+    this.staleRetried = true;
+    this.attempts--;
+    return true;
   }
 
   private clientFlushed(): void {
@@ -418,19 +406,5 @@ export class ProxyExchange implements UpstreamExchange, ConnectionWaiter, Balanc
     this.conn = null;
     if (this.upstreamPaused) conn.resume();
     this.ctx.upstreams.pool(this.target!).release(conn);
-  }
-}
-
-function errorFor(failure: UpstreamFailure, error: Error): ZproxyError {
-  const detail = (error as NodeJS.ErrnoException).code ?? error.message;
-  switch (failure) {
-    case 'connect':
-      return new UpstreamConnectError(detail);
-    case 'timeout':
-      return new UpstreamTimeoutError();
-    case 'bad_response':
-      return new UpstreamBadResponseError(error.message);
-    default:
-      return new UpstreamResetError(detail);
   }
 }

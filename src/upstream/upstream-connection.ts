@@ -33,21 +33,13 @@ import type { MessageHead } from '../protocol/http1/field-lines';
 import { connectTls, type UpstreamTlsOptions } from './tls-connect';
 import type { TunnelResult } from '../native/addon-types';
 import { writeThrough } from '../util/socket-fd';
-import { timedOut } from '../errors';
+import { ClientStalledError, UpstreamBadResponseError, UpstreamConnectError, UpstreamResetError, UpstreamTimeoutError, UpstreamTruncatedError, type ZproxyError } from '../errors';
 import { offersWebSocket } from '../http/forwarding-rules';
 import { upstreamConnect } from '../pipeline/diagnostics';
 
 /** `upgraded`: a 101 switched it to a tunnel; its bytes go to the raw reader, never to an exchange again. */
 export type UpstreamState = 'connecting' | 'idle' | 'busy' | 'upgraded' | 'closed';
 
-/** Where an upstream failure happened: decides retries and the status the client sees. */
-export type UpstreamFailure =
-  | 'connect' // never connected (refused, unreachable, connect timeout)
-  | 'reset' // closed or reset before any byte of the response
-  | 'timeout' // no response within the route's timeout
-  | 'bad_response' // an invalid response head or body framing
-  | 'truncated' // closed in the middle of the response body
-  | 'client_stalled'; // paused for the client, which took none of the relayed bytes within the timeout: not the upstream's failure
 
 /** What the connection reports to the request it carries. */
 export interface UpstreamExchange {
@@ -76,7 +68,15 @@ export interface UpstreamExchange {
   onResponseEnd(trailers: MessageHead | null): void;
   /** Everything of one read was delivered (a chance to write what was held back to join later bytes). */
   onReadDone?(): void;
-  onUpstreamError(failure: UpstreamFailure, error: Error): void;
+  /**
+   * The exchange failed, as a ZproxyError made where it happened: never
+   * connected (UpstreamConnectError), closed or reset before any response
+   * byte (UpstreamResetError), silent past the timeout (UpstreamTimeoutError),
+   * an invalid response (UpstreamBadResponseError), a body broken off
+   * (UpstreamTruncatedError), or a client that took nothing in time
+   * (ClientStalledError).
+   */
+  onUpstreamError(error: ZproxyError): void;
 }
 
 /** Largest upstream response head accepted. */
@@ -177,8 +177,8 @@ export class UpstreamConnection {
       this.heard = false;
       this.deadline = now + this.timeoutMs;
     } else if (now >= this.deadline) {
-      if (this.paused) this.fail('client_stalled', timedOut('the client took none of the response in time'));
-      else this.fail('timeout', timedOut('upstream response timed out'));
+      if (this.paused) this.fail(new ClientStalledError());
+      else this.fail(new UpstreamTimeoutError());
     }
   }
 
@@ -223,9 +223,8 @@ export class UpstreamConnection {
       this.remaining = 0;
       return this.finishResponse();
     }
-    if (result.reason === 'idle') return this.fail('timeout', timedOut('upstream response timed out'));
-    const detail = result.error ?? (result.reason === 'eof' ? 'upstream closed the connection' : `body transfer ${result.reason}`);
-    this.fail('truncated', Object.assign(new Error(`response body cut short: ${detail}`), { code: result.error }));
+    if (result.reason === 'idle') return this.fail(new UpstreamTimeoutError());
+    this.fail(new UpstreamTruncatedError(result.error ?? (result.reason === 'eof' ? 'upstream closed the connection' : `body transfer ${result.reason}`)));
   }
 
   /**
@@ -263,12 +262,12 @@ export class UpstreamConnection {
   }
 
   private onTimeout(): void {
-    if (this.state === 'connecting') this.fail('connect', timedOut('upstream connect timed out'));
+    if (this.state === 'connecting') this.fail(new UpstreamConnectError('ETIMEDOUT'));
   }
 
   private onError(err: NodeJS.ErrnoException): void {
     if (err.syscall === 'write' && this.state === 'busy' && this.exchange !== null) return this.refuseWrites();
-    this.fail(this.failureNow(), err);
+    this.fail(this.failureNow(err.code ?? err.message));
   }
 
   /**
@@ -283,9 +282,10 @@ export class UpstreamConnection {
     (this.socket as unknown as StreamStates)._readableState.errored = null;
   }
 
-  private failureNow(): UpstreamFailure {
-    if (this.state === 'connecting') return 'connect';
-    return this.responseStarted ? 'truncated' : 'reset';
+  /** The failure a socket error or close means now, by how far the exchange got. */
+  private failureNow(detail: string): ZproxyError {
+    if (this.state === 'connecting') return new UpstreamConnectError(detail);
+    return this.responseStarted ? new UpstreamTruncatedError(detail) : new UpstreamResetError(detail);
   }
 
   private onEnd(): void {
@@ -295,26 +295,26 @@ export class UpstreamConnection {
       this.reusable = false;
       return this.finishResponse();
     }
-    if (this.state === 'busy') return this.fail(this.failureNow(), new Error('upstream closed the connection'));
+    if (this.state === 'busy') return this.fail(this.failureNow('upstream closed the connection'));
     this.socket.destroy();
   }
 
   private onClose(): void {
     const exchange = this.exchange;
-    const failure = this.failureNow();
+    const failure = this.failureNow('upstream connection closed');
     const wasBusy = this.state === 'busy' || this.state === 'connecting';
     this.state = 'closed';
     this.exchange = null;
     this.onClosed(this);
-    if (exchange && wasBusy) exchange.onUpstreamError(failure, new Error('upstream connection closed'));
+    if (exchange && wasBusy) exchange.onUpstreamError(failure);
   }
 
-  private fail(failure: UpstreamFailure, error: Error): void {
+  private fail(error: ZproxyError): void {
     const exchange = this.exchange;
     this.exchange = null;
     this.reusable = false;
     this.socket.destroy();
-    exchange?.onUpstreamError(failure, error);
+    exchange?.onUpstreamError(error);
   }
 
   /** After a 101: every read goes to `reader` (bytes valid only during the call: the buffer is reused). */
@@ -326,7 +326,7 @@ export class UpstreamConnection {
 
   private switchProtocols(head: ResponseHead, rest: Buffer): void {
     const exchange = this.exchange!;
-    if (!exchange.onSwitchingProtocols) return this.fail('bad_response', new Error('101 Switching Protocols with nobody to take the connection'));
+    if (!exchange.onSwitchingProtocols) return this.fail(new UpstreamBadResponseError('101 Switching Protocols with nobody to take the connection'));
     this.exchange = null;
     this.state = 'upgraded';
     this.reusable = false;
@@ -344,7 +344,7 @@ export class UpstreamConnection {
     const exchange = this.exchange;
     if (this.state !== 'busy' || !exchange) {
       // Bytes nobody asked for: the connection's framing can no longer be trusted.
-      return this.fail('bad_response', new Error('unexpected bytes from an idle upstream connection'));
+      return this.fail(new UpstreamBadResponseError('unexpected bytes from an idle upstream connection'));
     }
     this.heard = true;
     const at = this.awaitingHead ? this.readHead(buf, n) : 0;
@@ -371,19 +371,19 @@ export class UpstreamConnection {
         return -1;
       }
       if (parsed.kind === 'error') {
-        this.fail('bad_response', new Error(`invalid upstream response: ${parsed.reason}`));
+        this.fail(new UpstreamBadResponseError(`invalid upstream response: ${parsed.reason}`));
         return -1;
       }
       this.responseStarted = true;
       const head = parsed.head;
       if (head.status === 101 && !this.exchange!.upgrading) {
-        this.fail('bad_response', new Error('101 Switching Protocols to a request that asked for no upgrade'));
+        this.fail(new UpstreamBadResponseError('101 Switching Protocols to a request that asked for no upgrade'));
         return -1;
       }
       if (head.status === 101) {
         // Only the protocol zproxy asked for: anything else would tunnel bytes no one checked.
         if (!offersWebSocket(head.upgrade)) {
-          this.fail('bad_response', new Error('101 Switching Protocols without Connection: upgrade and Upgrade: websocket'));
+          this.fail(new UpstreamBadResponseError('101 Switching Protocols without Connection: upgrade and Upgrade: websocket'));
           return -1;
         }
         this.switchProtocols(head, data.subarray(parsed.headEnd, end));
@@ -432,7 +432,7 @@ export class UpstreamConnection {
     } else if (this.chunked) {
       // The decoder hands the data ranges to the exchange as it finds them.
       const result = this.chunked.push(buf, start, end);
-      if (result.error) return this.fail('bad_response', new Error(`invalid chunked body from upstream: ${result.error}`));
+      if (result.error) return this.fail(new UpstreamBadResponseError(`invalid chunked body from upstream: ${result.error}`));
       take = result.consumed;
     } else if (this.framing === 'none') {
       take = 0;
