@@ -14,14 +14,18 @@
  * and the end event always run, exactly once.
  */
 import type { ZproxyError } from '../errors';
-import { BadPathError, HttpVersionError, InternalError, MethodNotAllowedError, NotFoundError } from '../errors';
+import { BadPathError, HttpVersionError, InternalError, MethodNotAllowedError, NotFoundError, NotImplementedError } from '../errors';
+import type { ServerHttp2Stream } from 'node:http2';
+import { proxyToH2Upstream } from '../proxy/h2-stream-proxy';
+import { upstreamPath } from '../router/rewrite';
 import type { WorkerContext } from '../server/worker-context';
 import type { UpstreamGroup } from '../upstream/upstreams';
 import { ProxyExchange, type ExchangeRequest } from '../proxy/proxy-exchange';
 import { startAtEndOfTurn } from './start-batch';
 import type { ClientSide, ExchangeHandle } from './client-side';
 import type { RequestContext } from './request-context';
-import { FieldEdits, ResponseEdits, type Answer, type RequestVerdict } from './phases';
+import type { FieldEdits, Answer, RequestVerdict } from './phases';
+import { upstreamEdits } from './edits';
 import { errorResponse, phaseResponse, routeResponse, type OwnResponse } from './own-response';
 import { publishEnd, publishRoute, publishStart } from './diagnostics';
 
@@ -54,10 +58,18 @@ export interface Downstream extends ClientSide {
   upstreamRequest(request: RequestContext, group: UpstreamGroup, edits: FieldEdits | null): UpstreamRequest;
   /** The exchange carries the request from now on: the codec feeds it the body. */
   startExchange(request: RequestContext, exchange: ExchangeHandle, upstream: UpstreamRequest): void;
-  /** Stream to stream to an HTTP/2 upstream (HTTP/2 clients only; null elsewhere: 505). */
-  proxyToHttp2: ((request: RequestContext, group: UpstreamGroup, edits: FieldEdits | null) => void) | null;
-  /** A WebSocket tunnel for a request that asked for one in its codec's own way (`request.tunnel`: HTTP/2's extended CONNECT). */
-  tunnelWebSocket?(request: RequestContext, group: UpstreamGroup): void;
+  /**
+   * The HTTP/2 stream, for a stream-to-stream exchange with an HTTP/2
+   * upstream (null for HTTP/1 clients: 505); `carriedBy` is told what to
+   * cancel when the stream closes.
+   */
+  readonly http2: { readonly stream: ServerHttp2Stream; readonly raw: string[]; carriedBy(carrier: { abort(): void }): void } | null;
+  /**
+   * A WebSocket tunnel asked for in the codec's own way (`request.tunnel`:
+   * HTTP/2's extended CONNECT): its Upgrade request, and the client side
+   * that turns the upstream's 101 into the codec's tunnel.
+   */
+  webSocketUpstream?(request: RequestContext): { side: ClientSide & { attach(exchange: ExchangeHandle): void }; upstream: UpstreamRequest };
 }
 
 export function handleRequest(request: RequestContext, downstream: Downstream): void {
@@ -136,13 +148,44 @@ function proceed(request: RequestContext, downstream: Downstream): void {
   if (route.respond) return downstream.answer(request, routeResponse(route.respond));
   const worker = downstream.worker;
   const group = worker.upstreams.group(match.index)!;
-  if (request.tunnel && downstream.tunnelWebSocket !== undefined) return downstream.tunnelWebSocket(request, group);
+  if (request.tunnel && downstream.webSocketUpstream !== undefined) {
+    // The tunnel speaks HTTP/1.1 Upgrade upstream: refused here, so an HTTP/2 target is not blamed for it.
+    if (group.http2) return downstream.answer(request, errorResponse(new NotImplementedError('WebSocket tunnels to HTTP/2 upstreams'), request.requestId));
+    const { side, upstream } = downstream.webSocketUpstream(request);
+    const exchange = exchangeFor(request, side, worker, group, upstream);
+    side.attach(exchange);
+    downstream.startExchange(request, exchange, upstream);
+    return exchange.start();
+  }
   const edits = upstreamEdits(request);
   if (group.http2) {
-    if (downstream.proxyToHttp2 === null) return downstream.answer(request, errorResponse(new HttpVersionError("this route's upstream speaks HTTP/2 only"), request.requestId));
-    return downstream.proxyToHttp2(request, group, edits);
+    if (downstream.http2 === null) return downstream.answer(request, errorResponse(new HttpVersionError("this route's upstream speaks HTTP/2 only"), request.requestId));
+    const http2 = downstream.http2;
+    const proxy = proxyToH2Upstream(worker, http2.stream, http2.raw, {
+      context: request,
+      edits,
+      route,
+      group,
+      method: request.method,
+      path: upstreamPath(match, request.query),
+      authority: request.authority ?? '',
+      requestId: request.requestIdText,
+      addRequestId: !request.clientRequestId,
+      clientIp: request.clientIp,
+      proto: request.scheme,
+      hasBody: request.hasBody,
+    });
+    return http2.carriedBy(proxy);
   }
   const upstream = downstream.upstreamRequest(request, group, edits);
+  const exchange = exchangeFor(request, downstream, worker, group, upstream);
+  downstream.startExchange(request, exchange, upstream);
+  if (upstream.hasBody) exchange.start();
+  else startAtEndOfTurn(exchange);
+}
+
+/** The exchange that carries `request` to an HTTP/1.1 upstream of `group`, answering through `client`. */
+function exchangeFor(request: RequestContext, client: ClientSide, worker: WorkerContext, group: UpstreamGroup, upstream: UpstreamRequest): ProxyExchange {
   const hashHeader = group.hashHeader;
   const exchangeRequest: ExchangeRequest = {
     context: request,
@@ -156,39 +199,7 @@ function proceed(request: RequestContext, downstream: Downstream): void {
     hashValue: hashHeader === null ? undefined : request.headers.joined(hashHeader),
     upgrade: upstream.upgrade,
   };
-  const exchange = new ProxyExchange(downstream, worker, route, group, exchangeRequest);
-  downstream.startExchange(request, exchange, upstream);
-  if (upstream.hasBody) exchange.start();
-  else startAtEndOfTurn(exchange);
-}
-
-/** The upstream-request phases' edits, or null when the route has none (the usual case: nothing is made). */
-function upstreamEdits(request: RequestContext): FieldEdits | null {
-  const phases = request.phases.onUpstreamRequest;
-  if (phases.length === 0) return null;
-  const edits = new FieldEdits();
-  for (let i = 0; i < phases.length; i++) phases[i](request, edits);
-  return edits.empty ? null : edits;
-}
-
-/**
- * The response phases' edits of a response with `status`, or null when the
- * route has none (the in-place response path stays open). Run by the codec
- * as the response head leaves; a phase that throws is logged and skipped:
- * the upstream's response is already on its way.
- */
-export function responseEdits(request: RequestContext, status: number, worker: WorkerContext): ResponseEdits | null {
-  const phases = request.phases.onResponse;
-  if (phases.length === 0) return null;
-  const edits = new ResponseEdits(status);
-  for (let i = 0; i < phases.length; i++) {
-    try {
-      phases[i](request, edits);
-    } catch (err) {
-      worker.log.error({ err, request_id: request.requestIdText }, 'middleware response phase failed: its edits are left out');
-    }
-  }
-  return edits.empty && edits.status === status ? null : edits;
+  return new ProxyExchange(client, worker, request.match!.route, group, exchangeRequest);
 }
 
 /** The request is over, whatever happened: the log phases and the end event, once. */

@@ -65,6 +65,8 @@ export class RequestContext {
     readonly requestId: RequestId,
     /** The client sent its own X-Request-Id (passed on as it came). */
     readonly clientRequestId: boolean,
+    /** A body follows the head (Content-Length above 0 or chunked; on HTTP/2, no END_STREAM on HEADERS). */
+    readonly hasBody: boolean,
   ) {
     this.clientIp = peer;
   }

@@ -33,7 +33,8 @@ import type { BodyFraming, ResponseHead } from './response-head';
 import type { UpstreamGroup } from '../../upstream/upstreams';
 import { COPY_BODY_MAX_BYTES, type ExchangeHandle } from '../../pipeline/client-side';
 import { RequestContext } from '../../pipeline/request-context';
-import { endRequest, handleRequest, responseEdits, type Downstream, type UpstreamRequest } from '../../pipeline/handle-request';
+import { endRequest, handleRequest, type Downstream, type UpstreamRequest } from '../../pipeline/handle-request';
+import { responseEdits } from '../../pipeline/edits';
 import { editedResponse, errorResponse, type OwnResponse } from '../../pipeline/own-response';
 import type { FieldEdits } from '../../pipeline/phases';
 import { publishResponseHead } from '../../pipeline/diagnostics';
@@ -107,7 +108,7 @@ export class Http1Session implements ProtocolSession, Downstream {
   }
 
   /** No HTTP/2 upstream for an HTTP/1 client: the pipeline answers 505. */
-  readonly proxyToHttp2 = null;
+  readonly http2 = null;
 
   // --- ProtocolSession -------------------------------------------------------
 
@@ -422,7 +423,7 @@ export class Http1Session implements ProtocolSession, Downstream {
     this.head = head;
     const { path, query } = splitTarget(head.target);
     const forwarded = (this.forwarded ??= new ForwardedFields(peerAddress(this.conn.remoteAddress), this.conn.proto));
-    this.request = new RequestContext(head.versionMinor === 1 ? 'HTTP/1.1' : 'HTTP/1.0', head.method, path, query, head.host, head, forwarded.peer, this.conn.proto, this.requestId, clientRequestId !== null);
+    this.request = new RequestContext(head.versionMinor === 1 ? 'HTTP/1.1' : 'HTTP/1.0', head.method, path, query, head.host, head, forwarded.peer, this.conn.proto, this.requestId, clientRequestId !== null, body !== null);
     handleRequest(this.request, this);
   }
 

@@ -5,6 +5,12 @@
  * terms — zproxy's own answer, the response of an HTTP/1.1 upstream through
  * a ProxyExchange (H2ClientSide), stream to stream to an `h2c://` or `h2://`
  * upstream (gRPC), or a WebSocket tunnel (RFC 8441 extended CONNECT).
+ *
+ * Plain CONNECT (no `:protocol`) is refused (501): zproxy is no forward
+ * proxy. A direct answer to a request whose body is still arriving is
+ * followed by RST_STREAM NO_ERROR (stream-end.ts). An exception in one of a
+ * stream's callbacks ends that stream (`failStream`: 500, or a reset once
+ * the response head went) and is logged; it never leaves the stream open.
  */
 import { nextRequestId, requestIdText } from '../../util/request-id';
 import http2, { type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
@@ -15,12 +21,14 @@ import type { UpstreamGroup } from '../../upstream/upstreams';
 import { BodyTooLargeError, NotImplementedError } from '../../errors';
 import { H2ClientSide, respondError, respondOwn } from './h2-client-side';
 import { h1RequestHead, h2HeaderValue } from './translate';
-import { proxyToH2Upstream } from '../../proxy/h2-stream-proxy';
-import { tunnelH2WebSocket } from './h2-websocket';
+import { webSocketUpstream } from './h2-websocket';
+import { guarded, type StreamCloser } from './stream-failure';
+import { endedByPeer } from './stream-end';
 import type { ResponseHead } from '../http1/response-head';
 import type { ExchangeHandle } from '../../pipeline/client-side';
 import { RequestContext, type RequestHeaders } from '../../pipeline/request-context';
-import { endRequest, handleRequest, responseEdits, type Downstream, type UpstreamRequest } from '../../pipeline/handle-request';
+import { endRequest, handleRequest, type Downstream, type UpstreamRequest } from '../../pipeline/handle-request';
+import { responseEdits } from '../../pipeline/edits';
 import { editedResponse, errorResponse, type OwnResponse } from '../../pipeline/own-response';
 import type { FieldEdits } from '../../pipeline/phases';
 import { publishResponseHead } from '../../pipeline/diagnostics';
@@ -35,10 +43,7 @@ export interface H2Peer {
   readonly proto: 'http' | 'https';
 }
 
-/** What to stop when the stream closes (the listener's one 'close' listener calls it). */
-export interface StreamCloser {
-  abort(): void;
-}
+export type { StreamCloser };
 
 /** An HTTP/2 request's fields as the pipeline reads them. */
 class H2Headers implements RequestHeaders {
@@ -60,13 +65,17 @@ export function handleStream(ctx: WorkerContext, stream: ServerHttp2Stream, head
   const clientRequestId = h2HeaderValue(headers, 'x-request-id');
   const requestId = clientRequestId ?? requestIdText(nextRequestId());
   const { path, query } = splitTarget(headers[':path'] ?? '/');
-  const request = new RequestContext('HTTP/2', method, path, query, authority || null, new H2Headers(headers), conn.address, conn.proto, requestId, clientRequestId !== undefined);
+  const hasBody = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) === 0;
+  const request = new RequestContext('HTTP/2', method, path, query, authority || null, new H2Headers(headers), conn.address, conn.proto, requestId, clientRequestId !== undefined, hasBody);
   request.tunnel = method === 'CONNECT' && headers[':protocol'] === 'websocket';
-  const downstream = new H2Request(ctx, stream, headers, raw, request, (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) === 0);
+  const downstream = new H2Request(ctx, stream, headers, raw, request);
   const limit = ctx.config.max_body_bytes;
-  // Plain CONNECT asks for a TCP tunnel to :authority (RFC 9113 §8.5): zproxy is a reverse proxy, not a forward one.
-  if (method === 'CONNECT' && !request.tunnel) downstream.answer(request, errorResponse(new NotImplementedError('CONNECT'), requestId));
-  else if (limit !== null && downstream.declaredLength > limit) downstream.answer(request, errorResponse(new BodyTooLargeError(), requestId));
+  // Plain CONNECT asks for a TCP tunnel to :authority (RFC 9113 §8.5): zproxy is a reverse proxy, not a forward one;
+  // extended CONNECT (RFC 8441) for anything but WebSocket is not supported.
+  if (method === 'CONNECT' && !request.tunnel) {
+    const what = headers[':protocol'] === undefined ? 'CONNECT' : `CONNECT with :protocol ${String(headers[':protocol'])}`;
+    downstream.answer(request, errorResponse(new NotImplementedError(what), requestId));
+  } else if (limit !== null && downstream.declaredLength > limit) downstream.answer(request, errorResponse(new BodyTooLargeError(), requestId));
   else handleRequest(request, downstream);
   return downstream.closer;
 }
@@ -77,24 +86,8 @@ class H2Request extends H2ClientSide implements Downstream {
   private carrier: StreamCloser | null = null;
   /** Called once by the listener when the stream closes, whatever happened. */
   readonly closer: StreamCloser = { abort: () => this.streamClosed() };
-  /** An HTTP/1 client side's 505; HTTP/2 upstreams are reached stream to stream. */
-  readonly proxyToHttp2 = (request: RequestContext, group: UpstreamGroup, edits: FieldEdits | null): void => {
-    const route = request.route!;
-    // The stream proxy cancels its upstream stream itself when this stream closes.
-    proxyToH2Upstream(this.ctx, this.stream, this.raw, {
-      context: request,
-      edits,
-      route,
-      group,
-      method: request.method,
-      path: upstreamPath(request.match!, request.query),
-      authority: request.authority ?? '',
-      requestId: this.requestId,
-      addRequestId: !request.clientRequestId,
-      clientIp: request.clientIp,
-      hasBody: this.hasBody,
-    });
-  };
+  /** HTTP/2 upstreams are reached stream to stream (the pipeline's proxyToH2Upstream). */
+  readonly http2: { readonly stream: ServerHttp2Stream; readonly raw: string[]; carriedBy(carrier: StreamCloser): void };
 
   constructor(
     private readonly ctx: WorkerContext,
@@ -102,10 +95,14 @@ class H2Request extends H2ClientSide implements Downstream {
     private readonly headers: IncomingHttpHeaders,
     private readonly raw: string[],
     private readonly request: RequestContext,
-    /** The HEADERS frame did not end the stream: a body follows. */
-    private readonly hasBody: boolean,
   ) {
-    super(stream, request.requestIdText);
+    super(stream, request.requestIdText, ctx.log);
+    this.http2 = { stream, raw, carriedBy: (carrier) => (this.carrier = carrier) };
+  }
+
+  /** The HEADERS frame did not end the stream: a body follows. */
+  private get hasBody(): boolean {
+    return this.request.hasBody;
   }
 
   get worker(): WorkerContext {
@@ -160,37 +157,47 @@ class H2Request extends H2ClientSide implements Downstream {
     return { head, hostFromTarget, hasBody: this.hasBody, upgrade: false };
   }
 
-  startExchange(_request: RequestContext, exchange: ExchangeHandle): void {
+  startExchange(_request: RequestContext, exchange: ExchangeHandle, upstream: UpstreamRequest): void {
     this.carrier = exchange;
-    if (!this.hasBody) return;
+    this.attach(exchange);
+    // A tunnel's bytes flow once it is open (h2-websocket.ts): they are no request body.
+    if (!this.hasBody || upstream.upgrade) return;
+    const { ctx, stream, requestId } = this;
     const chunked = this.declaredLength < 0;
-    const limit = this.ctx.config.max_body_bytes;
+    const limit = ctx.config.max_body_bytes;
     let received = 0;
-    this.stream.on('data', (data: Buffer) => {
-      received += data.length;
-      if (limit !== null && received > limit) {
-        exchange.abort();
-        return respondError(this.stream, new BodyTooLargeError(), this.requestId);
-      }
-      exchange.sendBody(chunked ? Buffer.concat([Buffer.from(data.length.toString(16) + '\r\n', 'latin1'), data, CRLF]) : data);
-    });
-    this.stream.once('end', () => {
-      if (chunked) exchange.sendBody(LAST_CHUNK);
-      exchange.requestBodyDone();
-    });
+    stream.on(
+      'data',
+      guarded(ctx, stream, requestId, exchange, (data: Buffer) => {
+        received += data.length;
+        if (limit !== null && received > limit) {
+          exchange.abort();
+          return respondError(stream, new BodyTooLargeError(), requestId);
+        }
+        exchange.sendBody(chunked ? Buffer.concat([Buffer.from(data.length.toString(16) + '\r\n', 'latin1'), data, CRLF]) : data);
+      }),
+    );
+    stream.once(
+      'end',
+      guarded(ctx, stream, requestId, exchange, () => {
+        // A reset is no end of the body: the last chunk would make a cut-short upload look complete.
+        if (!endedByPeer(stream)) return exchange.abort();
+        if (chunked) exchange.sendBody(LAST_CHUNK);
+        exchange.requestBodyDone();
+      }),
+    );
   }
 
-  /** Extended CONNECT (RFC 8441): a WebSocket tunnel to an HTTP/1.1 upstream. */
-  tunnelWebSocket(request: RequestContext, group: UpstreamGroup): void {
-    // The tunnel speaks HTTP/1.1 Upgrade upstream: refused here, so an HTTP/2 target is not blamed for it.
-    if (group.http2) return this.answer(request, errorResponse(new NotImplementedError('WebSocket tunnels to HTTP/2 upstreams'), request.requestId));
-    tunnelH2WebSocket(this.ctx, this.stream, this.headers, {
-      group,
+  /** Extended CONNECT (RFC 8441): the HTTP/1.1 Upgrade request, and the side that turns its 101 into a tunnel. */
+  webSocketUpstream(request: RequestContext): ReturnType<typeof webSocketUpstream> {
+    return webSocketUpstream(this.ctx, this.stream, this.headers, {
+      route: request.route!,
       path: upstreamPath(request.match!, request.query),
       authority: request.authority ?? '',
-      preserveHost: request.route!.preserve_host,
-      clientIp: request.peer,
+      peer: request.peer,
+      proto: request.scheme,
       requestId: this.requestId,
+      addRequestId: !request.clientRequestId,
     });
   }
 

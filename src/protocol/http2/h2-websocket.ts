@@ -1,112 +1,171 @@
 /**
  * WebSocket over HTTP/2 (RFC 8441 extended CONNECT) tunnelled to an HTTP/1.1
- * upstream: the CONNECT stream becomes an HTTP/1.1 Upgrade request on a
- * fresh connection (with a Sec-WebSocket-Key of the proxy's own, as RFC 8441
- * clients send none), the upstream's 101 becomes a 200 on the stream, and
- * then bytes flow both ways between the stream and the socket, with
- * half-closes and errors passed on.
+ * upstream. The CONNECT stream becomes an HTTP/1.1 Upgrade request sent
+ * through a ProxyExchange with `upgrade: true`, like an HTTP/1 WebSocket
+ * upgrade: the same balancer, connection pool (a fresh connection), TLS for
+ * `https://` targets, connect timeout and retries as every other request.
+ *
+ * RFC 8441 specifics: the client sends no Sec-WebSocket-Key, so the proxy
+ * sends one of its own and checks the upstream's Sec-WebSocket-Accept
+ * against it; the upstream's 101 becomes a 200 on the stream. Any other
+ * answer (403, 404...) is relayed as a response. Then bytes flow both ways
+ * between the stream and the upstream connection, with backpressure, an
+ * END_STREAM passed on as a FIN and a FIN as END_STREAM; an upstream error
+ * resets the stream with CONNECT_ERROR (RFC 9113 §8.5), never END_STREAM,
+ * and a reset stream closes the upstream connection.
  */
-import net from 'node:net';
 import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { createHash, randomBytes } from 'node:crypto';
+import type { RouteConfig } from '../../config/types';
 import type { WorkerContext } from '../../server/worker-context';
-import type { UpstreamGroup } from '../../upstream/upstreams';
-import { parseResponseHead } from '../http1/response-head';
-import { h2Fields } from './translate';
-import { NoHealthyTargetError, UpstreamBadResponseError, UpstreamConnectError, timedOut } from '../../errors';
-import { respondError } from './h2-client-side';
+import type { TunnelUpgrade } from '../../tunnel/upgrade';
+import type { UpstreamRequest } from '../../pipeline/handle-request';
+import { forwardedLines } from '../../http/forwarded-fields';
+import { UpstreamBadResponseError } from '../../errors';
+import { H2ClientSide, respondError } from './h2-client-side';
+import { h2Fields, h2HeaderValue } from './translate';
+import { endedByPeer, resetStream } from './stream-end';
 
 const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
-const MAX_HANDSHAKE_BYTES = 16 * 1024;
 /** Response fields that do not belong in the 200 of an extended CONNECT. */
-const HANDSHAKE_ONLY = new Set(['connection', 'upgrade', 'sec-websocket-accept', 'keep-alive', 'transfer-encoding', 'content-length']);
+const HANDSHAKE_ONLY = new Set(['connection', 'upgrade', 'sec-websocket-accept', 'keep-alive', 'transfer-encoding', 'content-length', 'te', 'http2-settings', 'proxy-connection']);
+const { NGHTTP2_CONNECT_ERROR, NGHTTP2_CANCEL } = http2.constants;
 
 export interface H2WebSocketRequest {
-  group: UpstreamGroup;
+  route: RouteConfig;
   path: string;
   authority: string;
-  preserveHost: boolean;
-  clientIp: string;
+  /** The client's address (the HTTP/2 connection's peer). */
+  peer: string;
+  proto: 'http' | 'https';
   requestId: string;
+  addRequestId: boolean;
 }
 
-export function tunnelH2WebSocket(ctx: WorkerContext, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, request: H2WebSocketRequest): void {
-  const target = request.group.balancer.pick({ clientIp: request.clientIp, getHeader: () => undefined }, null);
-  if (!target) return respondError(stream, new NoHealthyTargetError(), request.requestId);
-  target.begin();
+/** Request fields passed on to the upstream's Upgrade request (the rest of an extended CONNECT is about the HTTP/2 stream). */
+function passedOn(name: string): boolean {
+  return (name.startsWith('sec-websocket-') && name !== 'sec-websocket-key') || name === 'origin' || name === 'cookie' || name === 'authorization' || name === 'user-agent';
+}
+
+/**
+ * The upstream side of a WebSocket over HTTP/2: the HTTP/1.1 Upgrade request
+ * (the proxy's own key), and the client side that turns the upstream's 101
+ * into a 200 and a tunnel. The pipeline sends it through a ProxyExchange.
+ */
+export function webSocketUpstream(ctx: WorkerContext, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, request: H2WebSocketRequest): { side: H2ClientSide; upstream: UpstreamRequest } {
   const key = randomBytes(16).toString('base64');
   const expectedAccept = createHash('sha1').update(key + WEBSOCKET_GUID).digest('base64');
-  let head = `GET ${request.path} HTTP/1.1\r\nhost: ${request.preserveHost && request.authority ? request.authority : target.authority}\r\n`;
+  const hostFromTarget = !request.route.preserve_host || request.authority === '';
+  let head = `GET ${request.path} HTTP/1.1\r\n`;
+  if (!hostFromTarget) head += `host: ${request.authority}\r\n`;
   head += `connection: upgrade\r\nupgrade: websocket\r\nsec-websocket-key: ${key}\r\n`;
   for (const [name, value] of Object.entries(headers)) {
-    if (name.startsWith(':') || name === 'sec-websocket-key' || value === undefined) continue;
-    if (name.startsWith('sec-websocket-') || name === 'origin' || name === 'cookie' || name === 'authorization' || name === 'user-agent') {
-      head += `${name}: ${Array.isArray(value) ? value.join(name === 'cookie' ? '; ' : ', ') : value}\r\n`;
-    }
+    if (value === undefined || name.startsWith(':') || !passedOn(name)) continue;
+    head += `${name}: ${Array.isArray(value) ? value.join(name === 'cookie' ? '; ' : ', ') : value}\r\n`;
   }
-  head += `x-forwarded-for: ${request.clientIp}\r\nx-forwarded-proto: ${stream.session?.encrypted ? 'https' : 'http'}\r\nx-request-id: ${request.requestId}\r\n\r\n`;
-
-  const socket = net.connect({ host: target.host, port: target.port, noDelay: true });
-  socket.setTimeout(ctx.config.upstream_connect_timeout_ms, () => socket.destroy(timedOut('connect timed out')));
-  let handshake: Buffer | null = Buffer.alloc(0);
-  let done = false;
-  const finish = () => {
-    if (done) return;
-    done = true;
-    target.end();
+  head += forwardedLines(request.peer, request.proto, request.authority, h2HeaderValue(headers, 'x-forwarded-for') ?? null);
+  if (request.addRequestId) head += `x-request-id: ${request.requestId}\r\n`;
+  if (!hostFromTarget) head += '\r\n';
+  // Nothing is read from the stream before the tunnel opens.
+  stream.pause();
+  return {
+    side: new H2WebSocketSide(ctx, stream, request.requestId, expectedAccept),
+    upstream: { head: Buffer.from(head, 'latin1'), hostFromTarget, hasBody: false, upgrade: true },
   };
+}
 
-  socket.once('connect', () => {
-    socket.setTimeout(ctx.config.websocket_idle_timeout_ms, () => {
-      socket.destroy();
-      stream.close(http2.constants.NGHTTP2_CANCEL);
-    });
-    socket.write(head);
-  });
-  socket.on('data', (chunk: Buffer) => {
-    if (handshake === null) {
-      if (!stream.write(chunk)) socket.pause();
+/** The CONNECT stream as the client side of the upgrade exchange: refusals are relayed as responses, a 101 opens the tunnel. */
+class H2WebSocketSide extends H2ClientSide {
+  constructor(
+    private readonly ctx: WorkerContext,
+    private readonly ws: ServerHttp2Stream,
+    private readonly id: string,
+    private readonly expectedAccept: string,
+  ) {
+    super(ws, id, ctx.log);
+  }
+
+  // Nothing is read from the CONNECT stream until the tunnel opens (the exchange would resume it on an upstream drain).
+  override pauseReading(): void {}
+
+  override resumeReading(): void {}
+
+  switchProtocols(upgrade: TunnelUpgrade): void {
+    const { head, upstream } = upgrade;
+    const refuse = (reason: string): void => {
+      upstream.destroy();
+      upgrade.onClosed();
+      this.ctx.log.warn({ requestId: this.id, reason }, 'WebSocket over HTTP/2: invalid upstream handshake; answered 502');
+      respondError(this.ws, new UpstreamBadResponseError(reason), this.id);
+    };
+    if (this.ws.destroyed || this.ws.closed) {
+      upstream.destroy();
+      upgrade.onClosed();
       return;
     }
-    handshake = Buffer.concat([handshake, chunk]);
-    const parsed = parseResponseHead(handshake, 0, handshake.length, { maxHeaderBytes: MAX_HANDSHAKE_BYTES });
-    if (parsed.kind === 'incomplete') return;
-    const accepted = parsed.kind === 'head' && parsed.head.status === 101 && parsed.head.getHeader('sec-websocket-accept') === expectedAccept;
-    if (!accepted) {
-      socket.destroy();
-      finish();
-      if (parsed.kind === 'head' && parsed.head.status !== 101 && !stream.destroyed) {
-        // A refusal (403, 404...) reaches the client as it is, body excluded.
-        return void stream.respond(h2Fields(parsed.head, { ':status': parsed.head.status }, HANDSHAKE_ONLY), { endStream: true });
-      }
-      return respondError(stream, new UpstreamBadResponseError('invalid WebSocket handshake'), request.requestId);
+    if (head.getHeader('sec-websocket-accept') !== this.expectedAccept) return refuse('invalid WebSocket handshake');
+    try {
+      const headers = h2Fields(head, { ':status': 200 }, HANDSHAKE_ONLY);
+      if (headers['x-request-id'] === undefined) headers['x-request-id'] = this.id;
+      this.ws.respond(headers);
+    } catch (err) {
+      return refuse((err as Error).message);
     }
-    const response = parsed.head;
-    target.recordSuccess();
-    const rest = handshake.subarray(parsed.headEnd);
-    handshake = null;
-    stream.respond(h2Fields(response, { ':status': 200 }, HANDSHAKE_ONLY));
-    if (rest.length > 0) stream.write(rest);
-    stream.on('data', (data: Buffer) => {
-      if (!socket.write(data)) stream.pause();
-    });
-    socket.on('drain', () => stream.resume());
-    stream.on('drain', () => socket.resume());
-    stream.on('end', () => socket.end());
+    openTunnel(this.ctx, this.ws, upgrade);
+  }
+}
+
+/** Bytes both ways between the stream and the upgraded upstream connection. */
+function openTunnel(ctx: WorkerContext, stream: ServerHttp2Stream, upgrade: TunnelUpgrade): void {
+  const upstream = upgrade.upstream;
+  const socket = upstream.socket;
+  let closed = false;
+  let upstreamEnded = false;
+  const close = (): void => {
+    if (closed) return;
+    closed = true;
+    upgrade.onClosed();
+  };
+  // A half-close is passed on, never answered by Node with its own end.
+  socket.allowHalfOpen = true;
+  const toClient = (data: Buffer): void => {
+    if (stream.destroyed || stream.closed) return;
+    if (!stream.write(data)) socket.pause();
+  };
+  if (upgrade.rest.length > 0) toClient(Buffer.from(upgrade.rest));
+  // The connection's read buffer is reused on its next read: copied.
+  upstream.readRaw((buf, n) => toClient(Buffer.from(buf.subarray(0, n))));
+  stream.on('drain', () => socket.resume());
+  stream.on('data', (data: Buffer) => {
+    if (!socket.write(data)) stream.pause();
   });
+  socket.on('drain', () => stream.resume());
+  // The client's END_STREAM: a FIN to the upstream (a reset closes the connection instead, below).
+  stream.on('end', () => {
+    if (endedByPeer(stream)) socket.end();
+    else socket.destroy();
+  });
+  // The upstream's FIN: END_STREAM once what it sent before has been written.
   socket.on('end', () => {
-    if (handshake !== null) return socket.destroy();
-    if (!stream.destroyed) stream.end();
+    upstreamEnded = true;
+    if (!stream.destroyed && !stream.closed && !stream.writableEnded) stream.end();
   });
   socket.on('error', (err) => {
-    finish();
-    if (handshake !== null) {
-      target.recordFailure(Date.now());
-      return respondError(stream, new UpstreamConnectError((err as NodeJS.ErrnoException).code ?? err.message), request.requestId);
-    }
-    if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CONNECT_ERROR);
+    ctx.log.debug({ err }, 'WebSocket over HTTP/2: upstream connection failed');
+    resetStream(stream, NGHTTP2_CONNECT_ERROR);
   });
-  socket.on('close', finish);
-  stream.on('close', () => socket.destroy());
-  stream.on('error', () => socket.destroy());
+  socket.on('close', () => {
+    // Closed without its FIN (reset, or destroyed): the client must not see a clean end.
+    if (!upstreamEnded) resetStream(stream, NGHTTP2_CONNECT_ERROR);
+    close();
+  });
+  socket.setTimeout(ctx.config.websocket_idle_timeout_ms, () => {
+    resetStream(stream, NGHTTP2_CANCEL);
+    socket.destroy();
+  });
+  stream.on('close', () => {
+    socket.destroy();
+    close();
+  });
+  stream.resume();
 }

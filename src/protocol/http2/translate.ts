@@ -19,8 +19,31 @@ import type { FieldEdits } from '../../pipeline/phases';
  * and Cookie (joined into one line).
  */
 const REQUEST_SKIP: ReadonlySet<string> = new Set([...HOP_BY_HOP, ...SET_BY_PROXY, 'host', 'content-length', 'cookie']);
-/** Connection-specific fields an HTTP/2 response must not carry. */
-const RESPONSE_SKIP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te']);
+/**
+ * Connection-specific fields an HTTP/2 response must not carry (RFC 9113
+ * §8.2.2; node:http2 refuses to send them): they are left out.
+ */
+const RESPONSE_SKIP: ReadonlySet<string> = new Set(HOP_BY_HOP);
+
+/**
+ * Regular fields node:http2 sends at most once per message (its
+ * kSingleValueHeaders): a repeat with the same value is dropped, one with a
+ * different value makes the message untranslatable.
+ */
+const SINGLE_VALUE = new Set([
+  'access-control-allow-credentials', 'access-control-max-age', 'access-control-request-method', 'age', 'authorization',
+  'content-encoding', 'content-language', 'content-length', 'content-location', 'content-md5', 'content-range', 'content-type',
+  'date', 'dnt', 'etag', 'expires', 'from', 'host', 'if-match', 'if-modified-since', 'if-none-match', 'if-range',
+  'if-unmodified-since', 'last-modified', 'location', 'max-forwards', 'proxy-authorization', 'range', 'referer', 'retry-after',
+  'tk', 'upgrade-insecure-requests', 'user-agent', 'x-content-type-options',
+]);
+
+/**
+ * An upstream message HTTP/2 cannot carry as it is (a single-value field
+ * repeated with different values): the client gets a 502, or a reset once
+ * the response has started.
+ */
+export class UntranslatableError extends Error {}
 
 export interface H1HeadOptions {
   method: string;
@@ -89,7 +112,12 @@ function lowerName(head: MessageHead, i: number): string {
   return head.headerName(i).toLowerCase();
 }
 
-/** The fields of an HTTP/1 head as HTTP/2 headers: lower-case names, repeated fields as arrays. */
+/**
+ * The fields of an HTTP/1 head as HTTP/2 headers: lower-case names, repeated
+ * fields as arrays, connection-specific fields (and those Connection names)
+ * left out, a single-value field's identical repeats merged. Throws
+ * UntranslatableError for a single-value field repeated with another value.
+ */
 export function h2Fields(head: MessageHead, into: OutgoingHttpHeaders, skip: ReadonlySet<string>): OutgoingHttpHeaders {
   const tokens = namedAwayByConnection(head.connectionTokens, skip);
   for (let i = 0; i < head.headerCount; i++) {
@@ -98,13 +126,15 @@ export function h2Fields(head: MessageHead, into: OutgoingHttpHeaders, skip: Rea
     const value = head.headerValue(i);
     const prior = into[name];
     if (prior === undefined) into[name] = value;
-    else if (Array.isArray(prior)) prior.push(value);
+    else if (SINGLE_VALUE.has(name)) {
+      if (prior !== value) throw new UntranslatableError(`${name} repeated with different values`);
+    } else if (Array.isArray(prior)) prior.push(value);
     else into[name] = [String(prior), value];
   }
   return into;
 }
 
-/** An HTTP/1.1 upstream response head as HTTP/2 response headers. */
+/** An HTTP/1.1 upstream response head as HTTP/2 response headers (throws UntranslatableError, see h2Fields). */
 export function h2ResponseHeaders(head: ResponseHead, requestId: string): OutgoingHttpHeaders {
   const headers = h2Fields(head, { ':status': head.status }, RESPONSE_SKIP);
   // The framing is zproxy's own: the parsed length, and none where a response may not carry one.
@@ -116,7 +146,7 @@ export function h2ResponseHeaders(head: ResponseHead, requestId: string): Outgoi
   return headers;
 }
 
-/** Trailer fields of a chunked upstream response, for HTTP/2 trailers. */
+/** Trailer fields of a chunked upstream response, for HTTP/2 trailers (throws UntranslatableError, see h2Fields). */
 export function h2Trailers(trailers: MessageHead | null): OutgoingHttpHeaders {
   return trailers ? h2Fields(trailers, {}, NOT_IN_TRAILERS) : {};
 }
