@@ -34,7 +34,8 @@ const SECONDS = 4;
     { path: '/deaf', upstream: { targets: [{ url: `http://127.0.0.1:${deafPort}` }], max_fails: 0 }, retries: 0, timeout_ms: 1000 },
     { path: '/good', upstream: `http://127.0.0.1:${goodPort}` },
   ]);
-  const session = http2.connect(`http://127.0.0.1:${proxy.address().port}`);
+  // The client holds the unsent uploads too: its own 10 MB limit must not be what refuses streams.
+  const session = http2.connect(`http://127.0.0.1:${proxy.address().port}`, { maxSessionMemory: 1024 });
   session.on('error', () => undefined);
   const outcomes = {};
   const started = Date.now();
