@@ -87,3 +87,13 @@ export function offersWebSocket(upgrade: string | null): boolean {
 export function mayEditField(lowerName: string): boolean {
   return !NEVER_NAMED_AWAY.has(lowerName) && !HOP_BY_HOP.includes(lowerName) && !SET_BY_PROXY.includes(lowerName);
 }
+
+/**
+ * Request fields whose names hold `_` are never forwarded (nginx's
+ * `underscores_in_headers off`): an upstream that maps `_` to `-` (CGI)
+ * would read `X_Forwarded_For` or `Transfer_Encoding` as the real field.
+ * (The HTTP/1 head builder checks the same on bytes: forward-head.ts.)
+ */
+export function hasUnderscore(name: string): boolean {
+  return name.includes('_');
+}

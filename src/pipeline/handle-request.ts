@@ -69,7 +69,7 @@ export interface Downstream extends ClientSide {
    * HTTP/2's extended CONNECT): its Upgrade request, and the client side
    * that turns the upstream's 101 into the codec's tunnel.
    */
-  webSocketUpstream?(request: RequestContext): { side: ClientSide & { attach(exchange: ExchangeHandle): void }; upstream: UpstreamRequest };
+  webSocketUpstream?(request: RequestContext, edits: FieldEdits | null): { side: ClientSide & { attach(exchange: ExchangeHandle): void }; upstream: UpstreamRequest };
 }
 
 export function handleRequest(request: RequestContext, downstream: Downstream): void {
@@ -148,16 +148,16 @@ function proceed(request: RequestContext, downstream: Downstream): void {
   if (route.respond) return downstream.answer(request, routeResponse(route.respond));
   const worker = downstream.worker;
   const group = worker.upstreams.group(match.index)!;
+  const edits = upstreamEdits(request);
   if (request.tunnel && downstream.webSocketUpstream !== undefined) {
     // The tunnel speaks HTTP/1.1 Upgrade upstream: refused here, so an HTTP/2 target is not blamed for it.
     if (group.http2) return downstream.answer(request, errorResponse(new NotImplementedError('WebSocket tunnels to HTTP/2 upstreams'), request.requestId));
-    const { side, upstream } = downstream.webSocketUpstream(request);
+    const { side, upstream } = downstream.webSocketUpstream(request, edits);
     const exchange = exchangeFor(request, side, worker, group, upstream);
     side.attach(exchange);
     downstream.startExchange(request, exchange, upstream);
     return exchange.start();
   }
-  const edits = upstreamEdits(request);
   if (group.http2) {
     if (downstream.http2 === null) return downstream.answer(request, errorResponse(new HttpVersionError("this route's upstream speaks HTTP/2 only"), request.requestId));
     const http2 = downstream.http2;

@@ -24,7 +24,7 @@ import { endAnswered, endedByPeer, resetStream } from '../protocol/http2/stream-
 import { failStream, type StreamCloser } from '../protocol/http2/stream-failure';
 import { IDEMPOTENT } from './retry-policy';
 import { connectFailureOf } from '../upstream/h2-sessions';
-import { HOP_BY_HOP, SET_BY_PROXY } from '../http/forwarding-rules';
+import { HOP_BY_HOP, SET_BY_PROXY, hasUnderscore } from '../http/forwarding-rules';
 import { forwardedFields } from '../http/forwarded-fields';
 import type { RequestContext } from '../pipeline/request-context';
 import type { FieldEdits, ResponseEdits } from '../pipeline/phases';
@@ -169,7 +169,7 @@ class H2StreamProxy implements BalancerInput, StreamCloser {
     let forwardedFor: string | null = null;
     for (let i = 0; i < this.raw.length; i += 2) {
       const name = this.raw[i];
-      if (name.charCodeAt(0) === 0x3a || SKIP.has(name) || removed?.has(name)) {
+      if (name.charCodeAt(0) === 0x3a || SKIP.has(name) || hasUnderscore(name) || removed?.has(name)) {
         if (name === 'x-forwarded-for') forwardedFor = forwardedFor ? `${forwardedFor}, ${this.raw[i + 1]}` : this.raw[i + 1];
         continue;
       }

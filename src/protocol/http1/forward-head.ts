@@ -83,7 +83,7 @@ function rewrittenLength(head: MessageHead, notCopied: number, keep: boolean): s
 
 const UNDERSCORE = 0x5f;
 
-/** Does header i's name hold `_`? Such fields are dropped from requests, as nginx does by default. */
+/** Does header i's name hold `_`? Such fields are dropped from requests (forwarding-rules.ts hasUnderscore), on bytes. */
 function hasUnderscore(head: MessageHead, i: number): boolean {
   const end = head.headers[i * 4 + 1];
   for (let at = head.headers[i * 4]; at < end; at++) if (head.buf[at] === UNDERSCORE) return true;

@@ -189,8 +189,8 @@ class H2Request extends H2ClientSide implements Downstream {
   }
 
   /** Extended CONNECT (RFC 8441): the HTTP/1.1 Upgrade request, and the side that turns its 101 into a tunnel. */
-  webSocketUpstream(request: RequestContext): ReturnType<typeof webSocketUpstream> {
-    return webSocketUpstream(this.ctx, this.stream, this.headers, {
+  webSocketUpstream(request: RequestContext, edits: FieldEdits | null): ReturnType<typeof webSocketUpstream> {
+    return webSocketUpstream(this.ctx, this.stream, this.raw, {
       route: request.route!,
       path: upstreamPath(request.match!, request.query),
       authority: request.authority ?? '',
@@ -198,6 +198,7 @@ class H2Request extends H2ClientSide implements Downstream {
       proto: request.scheme,
       requestId: this.requestId,
       addRequestId: !request.clientRequestId,
+      edits,
     });
   }
 

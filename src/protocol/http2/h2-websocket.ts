@@ -14,16 +14,16 @@
  * resets the stream with CONNECT_ERROR (RFC 9113 §8.5), never END_STREAM,
  * and a reset stream closes the upstream connection.
  */
-import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import http2, { type ServerHttp2Stream } from 'node:http2';
 import { createHash, randomBytes } from 'node:crypto';
 import type { RouteConfig } from '../../config/types';
 import type { WorkerContext } from '../../server/worker-context';
 import type { TunnelUpgrade } from '../../tunnel/upgrade';
 import type { UpstreamRequest } from '../../pipeline/handle-request';
-import { forwardedLines } from '../../http/forwarded-fields';
 import { UpstreamBadResponseError } from '../../errors';
 import { H2ClientSide, respondError } from './h2-client-side';
-import { h2Fields, h2HeaderValue } from './translate';
+import { h1RequestHead, h2Fields } from './translate';
+import type { FieldEdits } from '../../pipeline/phases';
 import { endedByPeer, resetStream } from './stream-end';
 
 const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -40,11 +40,8 @@ export interface H2WebSocketRequest {
   proto: 'http' | 'https';
   requestId: string;
   addRequestId: boolean;
-}
-
-/** Request fields passed on to the upstream's Upgrade request (the rest of an extended CONNECT is about the HTTP/2 stream). */
-function passedOn(name: string): boolean {
-  return (name.startsWith('sec-websocket-') && name !== 'sec-websocket-key') || name === 'origin' || name === 'cookie' || name === 'authorization' || name === 'user-agent';
+  /** The upstream-request phases' edits (null: none). */
+  edits: FieldEdits | null;
 }
 
 /**
@@ -52,25 +49,30 @@ function passedOn(name: string): boolean {
  * (the proxy's own key), and the client side that turns the upstream's 101
  * into a 200 and a tunnel. The pipeline sends it through a ProxyExchange.
  */
-export function webSocketUpstream(ctx: WorkerContext, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, request: H2WebSocketRequest): { side: H2ClientSide; upstream: UpstreamRequest } {
+export function webSocketUpstream(ctx: WorkerContext, stream: ServerHttp2Stream, raw: readonly string[], request: H2WebSocketRequest): { side: H2ClientSide; upstream: UpstreamRequest } {
   const key = randomBytes(16).toString('base64');
   const expectedAccept = createHash('sha1').update(key + WEBSOCKET_GUID).digest('base64');
   const hostFromTarget = !request.route.preserve_host || request.authority === '';
-  let head = `GET ${request.path} HTTP/1.1\r\n`;
-  if (!hostFromTarget) head += `host: ${request.authority}\r\n`;
-  head += `connection: upgrade\r\nupgrade: websocket\r\nsec-websocket-key: ${key}\r\n`;
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || name.startsWith(':') || !passedOn(name)) continue;
-    head += `${name}: ${Array.isArray(value) ? value.join(name === 'cookie' ? '; ' : ', ') : value}\r\n`;
-  }
-  head += forwardedLines(request.peer, request.proto, request.authority, h2HeaderValue(headers, 'x-forwarded-for') ?? null);
-  if (request.addRequestId) head += `x-request-id: ${request.requestId}\r\n`;
-  if (!hostFromTarget) head += '\r\n';
+  // The same forwarding rules as any request from HTTP/2 (translate.ts), with the Upgrade named again.
+  const head = h1RequestHead(raw, {
+    method: 'GET',
+    path: request.path,
+    authority: request.authority,
+    hostFromTarget,
+    clientIp: request.peer,
+    proto: request.proto,
+    requestId: request.requestId,
+    addRequestId: request.addRequestId,
+    contentLength: -1,
+    hasBody: false,
+    edits: request.edits,
+    webSocketKey: key,
+  });
   // Nothing is read from the stream before the tunnel opens.
   stream.pause();
   return {
     side: new H2WebSocketSide(ctx, stream, request.requestId, expectedAccept),
-    upstream: { head: Buffer.from(head, 'latin1'), hostFromTarget, hasBody: false, upgrade: true },
+    upstream: { head, hostFromTarget, hasBody: false, upgrade: true },
   };
 }
 

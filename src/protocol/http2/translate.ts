@@ -8,7 +8,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import type { MessageHead } from '../http1/field-lines';
 import type { ResponseHead } from '../http1/response-head';
 import { equalsIgnoreCase } from '../http1/chars';
-import { HOP_BY_HOP, NOT_IN_TRAILERS, SET_BY_PROXY, contentLengthLine, namedAwayByConnection } from '../../http/forwarding-rules';
+import { FORWARDED_UPGRADE, HOP_BY_HOP, NOT_IN_TRAILERS, SET_BY_PROXY, contentLengthLine, hasUnderscore, namedAwayByConnection } from '../../http/forwarding-rules';
 import { forwardedLines } from '../../http/forwarded-fields';
 import type { FieldEdits } from '../../pipeline/phases';
 
@@ -61,6 +61,8 @@ export interface H1HeadOptions {
   hasBody: boolean;
   /** The upstream-request phases' edits (null: none). */
   edits: FieldEdits | null;
+  /** A WebSocket over HTTP/2 (RFC 8441): sent as an HTTP/1.1 Upgrade with this Sec-WebSocket-Key of the proxy's own. */
+  webSocketKey?: string;
 }
 
 /** The HTTP/1.1 request head for an HTTP/2 request (`raw`: the stream's raw header pairs). */
@@ -73,7 +75,7 @@ export function h1RequestHead(raw: readonly string[], options: H1HeadOptions): B
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
     const value = raw[i + 1];
-    if (name.charCodeAt(0) === 0x3a /* ':' */ || removed?.has(name)) continue;
+    if (name.charCodeAt(0) === 0x3a /* ':' */ || hasUnderscore(name) || removed?.has(name) || (options.webSocketKey !== undefined && name === 'sec-websocket-key')) continue;
     if (!REQUEST_SKIP.has(name)) head += `${name}: ${value}\r\n`;
     else if (name === 'cookie') cookie = cookie === null ? value : `${cookie}; ${value}`;
     else if (name === 'x-forwarded-for') forwardedFor = forwardedFor === null ? value : `${forwardedFor}, ${value}`;
@@ -82,7 +84,8 @@ export function h1RequestHead(raw: readonly string[], options: H1HeadOptions): B
   if (options.edits) for (const [name, value] of options.edits.added) head += `${name}: ${value}\r\n`;
   head += forwardedLines(options.clientIp, options.proto, options.authority, forwardedFor);
   if (options.addRequestId) head += `x-request-id: ${options.requestId}\r\n`;
-  if (options.contentLength >= 0) head += contentLengthLine(options.contentLength);
+  if (options.webSocketKey !== undefined) head += `connection: upgrade\r\nupgrade: ${FORWARDED_UPGRADE}\r\nsec-websocket-key: ${options.webSocketKey}\r\n`;
+  else if (options.contentLength >= 0) head += contentLengthLine(options.contentLength);
   else if (options.hasBody) head += 'transfer-encoding: chunked\r\n';
   return Buffer.from(options.hostFromTarget ? head : `${head}\r\n`, 'latin1');
 }
