@@ -12,3 +12,5 @@ export * from './errors';
 export function createProxy(config: unknown, options?: ServerOptions): Server {
   return Server.init(config, options);
 }
+export type { Middleware, Answer, RequestVerdict, FieldEdits, ResponseEdits } from './pipeline/phases';
+export type { RequestContext, RequestHeaders } from './pipeline/request-context';
