@@ -54,7 +54,8 @@ class Session {
 
   run() {
     return new Promise((resolve) => {
-      const session = http2.connect(`http://127.0.0.1:${this.shared.port}`);
+      // The client holds unsent uploads too: its own 10 MB session limit must not be what refuses streams.
+      const session = http2.connect(`http://127.0.0.1:${this.shared.port}`, { maxSessionMemory: 1024 });
       this.session = session;
       session.on('error', () => undefined);
       session.once('goaway', () => {
