@@ -78,3 +78,33 @@ describe.each(RUNTIMES)('%s', (_name, noNative) => {
     expect(data.toString('latin1')).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
   });
 });
+
+describe.each(RUNTIMES)('a broken response with a pipelined request waiting, %s', (_name, noNative) => {
+  test('the connection is gone as soon as the client closes it (no socket left open, however the client reads)', async () => {
+    const upstream = net.createServer((s) => {
+      s.on('error', () => undefined);
+      s.once('data', () => s.end(`HTTP/1.1 200 OK\r\nContent-Length: 4000\r\n\r\n${'b'.repeat(1500)}`));
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(upstream.address() as net.AddressInfo).port}`;
+    // A long idle timeout: only the client's close may end the connection within the test.
+    const proxy = await startProxy({ drain_timeout_ms: 1000, connection_timeout_ms: 60_000, routes: [{ path: '/', upstream: { targets: [{ url }], max_fails: 0 } }] }, noNative);
+    try {
+      for (let i = 0; i < 3; i++) {
+        const client = net.connect(proxy.address().port, '127.0.0.1');
+        client.on('error', () => undefined);
+        // The second request is read while the first is answered: the proxy stops reading the client to keep it.
+        client.write('GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n');
+        client.resume();
+        await new Promise<void>((resolve) => client.once('end', resolve));
+        client.destroy();
+      }
+      const open = async () => ((await proxy.stats()).workers as Array<{ connections: number }>).reduce((sum, w) => sum + w.connections, 0);
+      for (let i = 0; i < 200 && (await open()) > 0; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(await open()).toBe(0);
+    } finally {
+      await proxy.stop();
+      upstream.close();
+    }
+  });
+});

@@ -589,6 +589,11 @@ export class Http1Session implements ProtocolSession, Downstream {
   private closeAfterWrite(rejected = false): void {
     this.closing = true;
     const socket = this.conn.socket;
+    // Whatever comes now is dropped (onData), but it must be read: a paused socket would never see the client's FIN or reset.
+    if (this.socketPaused) {
+      this.socketPaused = false;
+      socket.resume();
+    }
     if (rejected || this.requestKeepAlive || this.body !== null || this.buffered !== null) socket.end();
     // Plain TCP with nothing left in user space: close() sends it, then FIN. TLS ends properly (close_notify).
     else if (socket.writableLength === 0 && this.conn.proto === 'http') socket.destroy();
