@@ -46,6 +46,7 @@ export const errorSpecs = {
   ZP_ERR_REQUEST_TIMEOUT: { status: 408, side: 'downstream', retryable: false, message: 'request head not received in time' },
   ZP_ERR_BODY_TIMEOUT: { status: 408, side: 'downstream', retryable: false, message: 'request body not received in time' },
   ZP_ERR_BODY_TOO_LARGE: { status: 413, side: 'downstream', retryable: false, message: 'request body too large' },
+  ZP_ERR_RATE_LIMITED: { status: 429, side: 'downstream', retryable: false, message: 'rate limit exceeded' },
   ZP_ERR_HEADERS_TOO_LARGE: { status: 431, side: 'downstream', retryable: false, message: 'request header fields too large' },
   ZP_ERR_HTTP_VERSION: { status: 505, side: 'downstream', retryable: false, message: 'HTTP version not supported' },
   ZP_ERR_INTERNAL: { status: 500, side: 'internal', retryable: false, message: 'internal error' },
@@ -53,6 +54,7 @@ export const errorSpecs = {
   ZP_ERR_UPSTREAM_CONNECT: { status: 502, side: 'upstream', retryable: true, message: 'upstream connection failed' },
   ZP_ERR_UPSTREAM_RESET: { status: 502, side: 'upstream', retryable: true, message: 'upstream closed the connection before responding' },
   ZP_ERR_UPSTREAM_BAD_RESPONSE: { status: 502, side: 'upstream', retryable: false, message: 'upstream sent an invalid response' },
+  ZP_ERR_RATE_LIMIT_STORE: { status: 503, side: 'internal', retryable: false, message: 'the rate limit store is unavailable' },
   ZP_ERR_NO_HEALTHY_TARGET: { status: 503, side: 'upstream', retryable: false, message: 'no healthy upstream target' },
   ZP_ERR_UPSTREAM_BUSY: { status: 503, side: 'upstream', retryable: false, message: 'upstream connection limit reached' },
   ZP_ERR_UPSTREAM_TIMEOUT: { status: 504, side: 'upstream', retryable: false, message: 'upstream did not respond in time' },
@@ -68,6 +70,7 @@ export const MethodNotAllowedError = defineError('ZP_ERR_METHOD_NOT_ALLOWED', er
 export const RequestTimeoutError = defineError('ZP_ERR_REQUEST_TIMEOUT', errorSpecs.ZP_ERR_REQUEST_TIMEOUT);
 export const BodyTimeoutError = defineError('ZP_ERR_BODY_TIMEOUT', errorSpecs.ZP_ERR_BODY_TIMEOUT);
 export const BodyTooLargeError = defineError('ZP_ERR_BODY_TOO_LARGE', errorSpecs.ZP_ERR_BODY_TOO_LARGE);
+export const RateLimitedError = defineError('ZP_ERR_RATE_LIMITED', errorSpecs.ZP_ERR_RATE_LIMITED);
 export const HeadersTooLargeError = defineError('ZP_ERR_HEADERS_TOO_LARGE', errorSpecs.ZP_ERR_HEADERS_TOO_LARGE);
 export const HttpVersionError = defineError('ZP_ERR_HTTP_VERSION', errorSpecs.ZP_ERR_HTTP_VERSION);
 export const InternalError = defineError('ZP_ERR_INTERNAL', errorSpecs.ZP_ERR_INTERNAL);
@@ -75,6 +78,7 @@ export const NotImplementedError = defineError('ZP_ERR_NOT_IMPLEMENTED', errorSp
 export const UpstreamConnectError = defineError('ZP_ERR_UPSTREAM_CONNECT', errorSpecs.ZP_ERR_UPSTREAM_CONNECT);
 export const UpstreamResetError = defineError('ZP_ERR_UPSTREAM_RESET', errorSpecs.ZP_ERR_UPSTREAM_RESET);
 export const UpstreamBadResponseError = defineError('ZP_ERR_UPSTREAM_BAD_RESPONSE', errorSpecs.ZP_ERR_UPSTREAM_BAD_RESPONSE);
+export const RateLimitStoreError = defineError('ZP_ERR_RATE_LIMIT_STORE', errorSpecs.ZP_ERR_RATE_LIMIT_STORE);
 export const NoHealthyTargetError = defineError('ZP_ERR_NO_HEALTHY_TARGET', errorSpecs.ZP_ERR_NO_HEALTHY_TARGET);
 export const UpstreamBusyError = defineError('ZP_ERR_UPSTREAM_BUSY', errorSpecs.ZP_ERR_UPSTREAM_BUSY);
 export const UpstreamTimeoutError = defineError('ZP_ERR_UPSTREAM_TIMEOUT', errorSpecs.ZP_ERR_UPSTREAM_TIMEOUT);
