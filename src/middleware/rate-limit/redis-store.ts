@@ -7,9 +7,12 @@
  *
  * Redis being down or slow must cost a request at most `redis_timeout_ms`
  * and never the worker: commands fail at once while the connection is down
- * (no offline queue, no retry of commands cut off by a disconnect) and
- * time out after `redis_timeout_ms` when it is up but slow; ioredis
- * reconnects by itself (backing off up to 2 s). A failed decision is
+ * (no offline queue, whose stale commands would take tokens after a
+ * reconnect; no retry of commands cut off by a disconnect) and time out
+ * after `redis_timeout_ms` when it is up but slow; ioredis reconnects by
+ * itself (backing off up to 2 s). Only while a connection is being made (at
+ * start, after a reload, on a reconnect) does a request first wait for it,
+ * up to `redis_timeout_ms` too, rather than fail. A failed decision is
  * counted (`failures`, for the metrics) and warned about at most every
  * 10 s; `store_failure` says whether its request is allowed or refused.
  * The URL's password never reaches a log line: the store is named by
@@ -22,7 +25,7 @@
  */
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import type Redis from 'ioredis';
+import type { default as Redis, RedisOptions } from 'ioredis';
 import type { Logger } from '../../util/log';
 import { Decision, type Gcra } from './gcra';
 import type { KeyKind, RateLimitStore } from './store';
@@ -75,11 +78,15 @@ export class RedisStore implements RateLimitStore {
   /** Redis keeps its keys itself (they expire): none to evict here. */
   readonly evictions = 0;
   private closed = false;
+  private readonly timeoutMs: number;
+  /** The wait for the connection being made, shared by every request that arrives meanwhile. */
+  private connecting: Promise<void> | null = null;
 
   constructor(options: RedisStoreOptions, gcra: Gcra, log: Logger, logFields: Record<string, unknown>) {
     this.name = redactedUrl(options.url);
     this.log = log.child({ ...logFields, store: this.name });
     this.keyPrefix = options.keyPrefix;
+    this.timeoutMs = options.timeoutMs;
     this.args = [String(gcra.intervalMs), String(gcra.capacityMs), String(gcra.slackMs)];
     this.unavailable = new OccasionalWarning(this.log, {});
     const failureMessage = `rate limit store unavailable: requests are ${options.onFailure} (store_failure)`;
@@ -96,7 +103,9 @@ export class RedisStore implements RateLimitStore {
       retryStrategy: (attempt) => Math.min(attempt * 100, 2_000),
       // A command issued while connecting fails at once anyway; this bounds how long a dead address holds a reconnect attempt.
       connectTimeout: 2_000,
-    }) as ScriptedRedis;
+      // How long a closing connection may linger before it is destroyed (ioredis waits 2 s, even for one already gone, holding a worker's exit).
+      disconnectTimeout: options.timeoutMs,
+    } as RedisOptions) as ScriptedRedis;
     this.client.defineCommand('zproxyRateLimitTake', { numberOfKeys: 1, lua: TAKE_SCRIPT });
     // Without a listener ioredis prints every connection error itself; they are the warning's to report.
     this.client.on('error', (err: Error) => this.unavailable.warn(`rate limit store connection failed (reconnecting): requests are ${options.onFailure} meanwhile`, { err: err.message }));
@@ -110,6 +119,13 @@ export class RedisStore implements RateLimitStore {
   private readonly onError: (err: Error) => void;
 
   take(key: string, kind: KeyKind): Promise<Decision | null> {
+    const status = this.client.status;
+    if (status === 'connecting' || status === 'connect') return this.connected().then(() => this.send(key, kind));
+    return this.send(key, kind);
+  }
+
+  /** One decision by Redis; while not connected ioredis refuses at once (no offline queue). */
+  private send(key: string, kind: KeyKind): Promise<Decision | null> {
     const [interval, capacity, slack] = this.args;
     return this.client.zproxyRateLimitTake(this.redisKey(key, kind), interval, capacity, slack).then(toDecision, (err: Error) => {
       this.onError(err);
@@ -117,15 +133,38 @@ export class RedisStore implements RateLimitStore {
     });
   }
 
-  /** Lets the replies in flight arrive (QUIT is answered after them), then stops reconnecting. */
+  /**
+   * Settles once the connection being made is ready or has failed, and after
+   * `redis_timeout_ms` at most: the requests of a startup, a reload or a
+   * reconnect wait for it rather than fail. One wait (and one timer) for all
+   * of them.
+   */
+  private connected(): Promise<void> {
+    this.connecting ??= new Promise<void>((resolve) => {
+      const client = this.client;
+      const settle = () => {
+        clearTimeout(timer);
+        client.off('ready', settle).off('close', settle);
+        this.connecting = null;
+        resolve();
+      };
+      const timer = setTimeout(settle, this.timeoutMs);
+      client.once('ready', settle).once('close', settle);
+    });
+    return this.connecting;
+  }
+
+  /**
+   * QUIT lets the replies in flight arrive first (Redis answers it after
+   * them) and ends the connection without a reconnect; a Redis that does not
+   * answer it in time, or no connection at all, is cut off.
+   */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     const client = this.client;
-    client
-      .quit()
-      .catch(() => undefined)
-      .finally(() => client.disconnect());
+    if (client.status === 'ready') client.quit().catch(() => client.disconnect());
+    else client.disconnect();
   }
 
   private redisKey(key: string, kind: KeyKind): string {
