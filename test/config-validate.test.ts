@@ -416,7 +416,7 @@ describe('normalisation', () => {
       ],
     });
     expect(config.middlewares.map((m) => m.config)).toEqual([
-      { requests_per_minute: 120, burst: 120, key: 'ip', store: 'memory' },
+      { requests_per_minute: 120, burst: 120, key: 'ip', store: 'memory', max_keys: 65536 },
       {
         allowed_origins: ['*'],
         allowed_methods: ['GET', 'HEAD', 'PUT', 'PATCH', 'POST', 'DELETE'],
