@@ -83,7 +83,8 @@ const rateLimit: Check<RateLimitMiddlewareConfig> = (value, path, ctx) => {
   const f = Fields.read(value, path, ctx, RATE_LIMIT_KEYS);
   if (!f) return undefined;
   const d = RATE_LIMIT_DEFAULTS;
-  const perMinute = f.required('requests_per_minute', integer(1, 1_000_000_000));
+  // 100000 a second per key at most: faster intervals fall below the resolution of a TAT in ms since 1970 (gcra.ts).
+  const perMinute = f.required('requests_per_minute', integer(1, 6_000_000));
   const store = f.get('store', oneOf(['memory', 'redis'] as const), d.store);
   const common = {
     requests_per_minute: perMinute ?? 1,

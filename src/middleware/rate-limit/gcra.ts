@@ -35,7 +35,8 @@ export class Gcra {
   readonly capacityMs: number;
   /**
    * Rounding allowance on comparisons: TATs are ms since 1970 in doubles
-   * (steps of 2.4e-4 ms), and sums of fractional intervals (60000 / 7 ms)
+   * (steps of 2.4e-4 ms, which is why validation keeps an interval at
+   * 0.01 ms or more), and sums of fractional intervals (60000 / 7 ms)
    * must not refuse the last request of a burst by a rounding error. At
    * most 1 ms, and never half an interval, so it can never allow a whole
    * extra request.

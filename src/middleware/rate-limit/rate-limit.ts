@@ -23,6 +23,11 @@
  *   lets the request through (without RateLimit fields: nothing was
  *   decided); `deny` answers 503 (`ZP_ERR_RATE_LIMIT_STORE`): not a 429,
  *   since the client did nothing wrong and should not back off as if it had.
+ *
+ * Cost per request (2 vCPUs, Node 20, in process): a memory-store decision
+ * about 0.14 µs (hash, lock, GCRA, the Decision and `locals`); the three
+ * RateLimit fields about 1 µs, nearly all of it FieldEdits.set's checks. A
+ * Redis decision on loopback: p50 72 µs, p99 270 µs one at a time.
  */
 import { RateLimitStoreError, RateLimitedError, errorBody, type ZproxyError } from '../../errors';
 import type { RateLimitMiddlewareConfig } from '../../config/types';
