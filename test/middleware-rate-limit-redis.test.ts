@@ -5,14 +5,15 @@
  * requests pass, deny: 503, and the limit holds again once Redis is back);
  * a Redis that hangs costs a request its timeout, not a hang; the failure
  * counter on the middleware object; and, through the CLI, the warning is
- * logged at most once per 10 s and the password in the URL never is.
+ * logged at most once per 10 s and the password in the URL never is; and
+ * `rediss://` checks the server's certificate.
  * HTTP/1 and HTTP/2, native and fallback.
  */
 import http2 from 'node:http2';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { RUNTIMES, listeningPort, startCli, startProxy, type ChildProxy } from './helpers/server';
+import { ROOT, RUNTIMES, listeningPort, startCli, startProxy, type ChildProxy } from './helpers/server';
 import { RawClient, closeAll, requestHead, sleep, startRecordingUpstream, type RecordingUpstream } from './helpers/upstreams';
 import { RedisServer } from './helpers/redis';
 import type { Server } from '../dist/index';
@@ -216,6 +217,16 @@ describe('through the CLI', () => {
     await secured.close();
   });
 
+  async function startWithRateLimit(rateLimit: Record<string, unknown>, env: Record<string, string> = {}): Promise<number> {
+    up = await startRecordingUpstream();
+    const dir = mkdtempSync(path.join(tmpdir(), 'zproxy-rate-limit-'));
+    const file = path.join(dir, 'zproxy.json');
+    const middlewares = [{ type: 'rate_limit', config: { requests_per_minute: 600, burst: 600, store: 'redis', ...rateLimit } }];
+    writeFileSync(file, JSON.stringify({ host: '127.0.0.1', port: 0, admin: null, thread_count: 2, log_level: 'info', routes: [{ path: '/', upstream: up.url, middlewares }] }));
+    child = await startCli(['start', '--config', file], { ZPROXY_LOG_LEVEL: 'info', ...env });
+    return listeningPort(child.output());
+  }
+
   afterEach(async () => {
     if (child !== null && child.child.exitCode === null) {
       child.child.kill('SIGTERM');
@@ -226,13 +237,7 @@ describe('through the CLI', () => {
   });
 
   test('Redis down: one warning per thread per 10 s however many requests fail, back to info when it returns, and the password never in the log', async () => {
-    up = await startRecordingUpstream();
-    const dir = mkdtempSync(path.join(tmpdir(), 'zproxy-rate-limit-'));
-    const file = path.join(dir, 'zproxy.json');
-    const rateLimit = { type: 'rate_limit', config: { requests_per_minute: 600, burst: 600, store: 'redis', redis_url: secured.url, redis_timeout_ms: 500 } };
-    writeFileSync(file, JSON.stringify({ host: '127.0.0.1', port: 0, admin: null, thread_count: 2, log_level: 'info', routes: [{ path: '/', upstream: up.url, middlewares: [rateLimit] }] }));
-    child = await startCli(['start', '--config', file], { ZPROXY_LOG_LEVEL: 'info' });
-    const port = listeningPort(child.output());
+    const port = await startWithRateLimit({ redis_url: secured.url, redis_timeout_ms: 500 });
     await until(port, (reply) => reply.headers['ratelimit-remaining'] !== undefined);
     await secured.stop();
     const failing = [];
@@ -242,7 +247,6 @@ describe('through the CLI', () => {
     for (let i = 0; i < 100 && !warnings().some((line) => line.includes('unavailable')); i++) await sleep(50);
     const lines = warnings().map((line) => JSON.parse(line) as { level: number; msg: string; store: string; middleware: string });
     expect(lines.length).toBeGreaterThanOrEqual(1);
-    if (lines.length > 2) console.log(warnings());
     expect(lines.length).toBeLessThanOrEqual(2);
     for (const line of lines) {
       expect(line.level).toBe(40);
@@ -251,8 +255,31 @@ describe('through the CLI', () => {
     }
     await secured.start();
     await until(port, (reply) => reply.headers['ratelimit-remaining'] !== undefined);
-    for (let i = 0; i < 100 && !child.output().includes('rate limit store reachable again'); i++) await sleep(50);
-    expect(child.output()).toContain('rate limit store reachable again');
-    expect(child.output()).not.toContain(password);
+    for (let i = 0; i < 100 && !child!.output().includes('rate limit store reachable again'); i++) await sleep(50);
+    expect(child!.output()).toContain('rate limit store reachable again');
+    expect(child!.output()).not.toContain(password);
+  });
+
+  test('rediss://: decisions over TLS with a trusted certificate; an untrusted one is a store failure', async () => {
+    const certificates = path.join(ROOT, 'test', 'fixtures', 'tls');
+    const tlsRedis = await RedisServer.start({ tls: { certFile: path.join(certificates, 'localhost.pem'), keyFile: path.join(certificates, 'localhost.key'), caFile: path.join(certificates, 'ca.pem') } });
+    try {
+      expect(tlsRedis.url).toMatch(/^rediss:/);
+      const port = await startWithRateLimit({ redis_url: tlsRedis.url, redis_timeout_ms: 1000 }, { NODE_EXTRA_CA_CERTS: path.join(certificates, 'ca.pem') });
+      const reply = await until(port, (r) => r.headers['ratelimit-remaining'] !== undefined);
+      expect(reply.status).toBe(200);
+      // This test process does not trust the test CA: its proxy cannot use that Redis.
+      const untrusting = await startProxy(
+        { drain_timeout_ms: 1000, thread_count: 1, log_level: 'error', routes: [{ path: '/', upstream: up.url, middlewares: [{ type: 'rate_limit', config: { requests_per_minute: 600, store: 'redis', redis_url: tlsRedis.url, redis_timeout_ms: 1000, store_failure: 'deny' } }] }] },
+        false,
+      );
+      try {
+        for (const protocol of PROTOCOLS) expect((await get(untrusting.address().port, protocol)).status).toBe(503);
+      } finally {
+        await untrusting.stop();
+      }
+    } finally {
+      await tlsRedis.close();
+    }
   });
 });

@@ -4,10 +4,12 @@
  * stays this server's: `start()` brings it back on the same one, empty, as
  * a restarted Redis would be), `pause()`/`resume()` freeze it (SIGSTOP /
  * SIGCONT: a Redis that accepts but never answers), `close()` ends it for
- * good. redis-server needs an explicit port: one is picked by binding port
- * 0 first.
+ * good. With `tls`, it speaks TLS only (`rediss://`). redis-server needs an
+ * explicit port: one is picked by binding port 0 first.
  */
 import net from 'node:net';
+import tls from 'node:tls';
+import { readFileSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 
 export const REDIS_SERVER = process.env.REDIS_SERVER ?? '/usr/bin/redis-server';
@@ -15,6 +17,8 @@ export const REDIS_SERVER = process.env.REDIS_SERVER ?? '/usr/bin/redis-server';
 export interface RedisOptions {
   /** `requirepass`: the URL then carries it. */
   password?: string;
+  /** TLS only (`rediss://`), with this certificate and key (PEM files); clients are not asked for one. */
+  tls?: { certFile: string; keyFile: string; caFile: string };
 }
 
 export class RedisServer {
@@ -38,13 +42,15 @@ export class RedisServer {
   }
 
   get url(): string {
-    return `redis://${this.options.password === undefined ? '' : `:${encodeURIComponent(this.options.password)}@`}127.0.0.1:${this.port}`;
+    return `${this.options.tls ? 'rediss' : 'redis'}://${this.options.password === undefined ? '' : `:${encodeURIComponent(this.options.password)}@`}127.0.0.1:${this.port}`;
   }
 
   /** Starts redis-server (again) and waits until it answers PING. */
   async start(): Promise<void> {
     if (this.child !== null) throw new Error('redis-server is running already');
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'warning'];
+    const { tls: certificate } = this.options;
+    const ports = certificate ? ['--port', '0', '--tls-port', String(this.port), '--tls-cert-file', certificate.certFile, '--tls-key-file', certificate.keyFile, '--tls-ca-cert-file', certificate.caFile, '--tls-auth-clients', 'no'] : ['--port', String(this.port)];
+    const args = [...ports, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'warning'];
     if (this.options.password !== undefined) args.push('--requirepass', this.options.password);
     const child = spawn(REDIS_SERVER, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
@@ -87,7 +93,8 @@ export class RedisServer {
   /** One command over a fresh connection (inline protocol), for the tests' own checks: the reply's first line. */
   command(line: string): Promise<string> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: '127.0.0.1', port: this.port });
+      const certificate = this.options.tls;
+      const socket = certificate ? tls.connect({ host: '127.0.0.1', port: this.port, ca: readFileSync(certificate.caFile) }) : net.connect({ host: '127.0.0.1', port: this.port });
       let reply = '';
       const auth = this.options.password === undefined ? '' : `AUTH ${this.options.password}\r\n`;
       socket.setTimeout(5_000, () => socket.destroy(new Error(`no reply to ${line}`)));
