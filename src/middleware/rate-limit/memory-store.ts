@@ -83,7 +83,7 @@ export class MemoryStore implements RateLimitStore {
     const slots = sets * WAYS;
     this.setMask = sets - 1;
     this.tats = new Float64Array(shared, HEADER_BYTES, slots);
-    this.ids = new Int32Array(shared, HEADER_BYTES + slots * 8, slots * 2);
+    this.ids = new Int32Array(shared, HEADER_BYTES + slots * Float64Array.BYTES_PER_ELEMENT, slots * 2);
     this.locks = new Int32Array(shared, HEADER_BYTES + slots * SLOT_BYTES, sets);
     const header = new Int32Array(shared, 0, 1);
     // The first thread to get here chooses the seed; 0 means "not chosen yet".

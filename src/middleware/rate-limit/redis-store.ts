@@ -34,7 +34,8 @@ import { OccasionalWarning } from './occasional-warning';
 /**
  * gcra.ts `take`, line for line, on the TAT kept in KEYS[1] (ms since 1970,
  * as text). ARGV: interval (ms), capacity (ms), slack (ms). Returns
- * {allowed, remaining, reset ms, retry ms} as integers (reset rounded up).
+ * {allowed, remaining, reset ms, retry ms}, times rounded up to whole ms
+ * (a script returns integers).
  */
 const TAKE_SCRIPT = `
 local time = redis.call('TIME')
@@ -68,32 +69,27 @@ export interface RedisStoreOptions {
 }
 
 export class RedisStore implements RateLimitStore {
-  private readonly client: ScriptedRedis;
-  private readonly args: [interval: string, capacity: string, slack: string];
-  private readonly keyPrefix: string;
-  private readonly unavailable: OccasionalWarning;
-  private readonly log: Logger;
-  private readonly name: string;
   failures = 0;
   /** Redis keeps its keys itself (they expire): none to evict here. */
   readonly evictions = 0;
-  private closed = false;
+  private readonly client: ScriptedRedis;
+  private readonly args: [interval: string, capacity: string, slack: string];
+  private readonly keyPrefix: string;
   private readonly timeoutMs: number;
+  private readonly log: Logger;
+  private readonly unavailable: OccasionalWarning;
+  private readonly failureMessage: string;
   /** The wait for the connection being made, shared by every request that arrives meanwhile. */
   private connecting: Promise<void> | null = null;
+  private closed = false;
 
   constructor(options: RedisStoreOptions, gcra: Gcra, log: Logger, logFields: Record<string, unknown>) {
-    this.name = redactedUrl(options.url);
-    this.log = log.child({ ...logFields, store: this.name });
     this.keyPrefix = options.keyPrefix;
     this.timeoutMs = options.timeoutMs;
     this.args = [String(gcra.intervalMs), String(gcra.capacityMs), String(gcra.slackMs)];
+    this.log = log.child({ ...logFields, store: redactedUrl(options.url) });
     this.unavailable = new OccasionalWarning(this.log, {});
-    const failureMessage = `rate limit store unavailable: requests are ${options.onFailure} (store_failure)`;
-    this.onError = (err: Error) => {
-      this.failures++;
-      this.unavailable.warn(failureMessage, { err: err.message });
-    };
+    this.failureMessage = `rate limit store unavailable: requests are ${options.onFailure} (store_failure)`;
     this.client = new (loadIoredis())({
       ...connectionOptions(options.url),
       enableOfflineQueue: false,
@@ -101,7 +97,7 @@ export class RedisStore implements RateLimitStore {
       autoResendUnfulfilledCommands: false,
       commandTimeout: options.timeoutMs,
       retryStrategy: (attempt) => Math.min(attempt * 100, 2_000),
-      // A command issued while connecting fails at once anyway; this bounds how long a dead address holds a reconnect attempt.
+      // How long a connect to an address that does not answer may take before the next attempt.
       connectTimeout: 2_000,
       // How long a closing connection may linger before it is destroyed (ioredis waits 2 s, even for one already gone, holding a worker's exit).
       disconnectTimeout: options.timeoutMs,
@@ -116,8 +112,6 @@ export class RedisStore implements RateLimitStore {
     });
   }
 
-  private readonly onError: (err: Error) => void;
-
   take(key: string, kind: KeyKind): Promise<Decision | null> {
     const status = this.client.status;
     if (status === 'connecting' || status === 'connect') return this.connected().then(() => this.send(key, kind));
@@ -128,7 +122,8 @@ export class RedisStore implements RateLimitStore {
   private send(key: string, kind: KeyKind): Promise<Decision | null> {
     const [interval, capacity, slack] = this.args;
     return this.client.zproxyRateLimitTake(this.redisKey(key, kind), interval, capacity, slack).then(toDecision, (err: Error) => {
-      this.onError(err);
+      this.failures++;
+      this.unavailable.warn(this.failureMessage, { err: err.message });
       return null;
     });
   }
