@@ -67,6 +67,8 @@ export const errorSpecs = {
   ZP_ERR_CLIENT_STALLED: { status: 408, side: 'downstream', retryable: false, reached: true, message: 'the client took none of the response in time' },
   ZP_ERR_CONFIG: { status: null, side: 'internal', retryable: false, reached: false, message: 'invalid configuration' },
   ZP_ERR_TLS_SETUP: { status: null, side: 'internal', retryable: false, reached: false, message: 'TLS certificates cannot be used' },
+  ZP_ERR_RATE_LIMITED: { status: 429, side: 'downstream', retryable: false, reached: false, message: 'rate limit exceeded' },
+  ZP_ERR_RATE_LIMIT_STORE: { status: 503, side: 'internal', retryable: false, reached: false, message: 'the rate limit store is unavailable' },
   ZP_ERR_UPSTREAM_TIMEOUT: { status: 504, side: 'upstream', retryable: false, reached: true, message: 'upstream did not respond in time' },
 } as const satisfies Record<string, ErrorSpec>;
 
@@ -80,6 +82,7 @@ export const MethodNotAllowedError = defineError('ZP_ERR_METHOD_NOT_ALLOWED', er
 export const RequestTimeoutError = defineError('ZP_ERR_REQUEST_TIMEOUT', errorSpecs.ZP_ERR_REQUEST_TIMEOUT);
 export const BodyTimeoutError = defineError('ZP_ERR_BODY_TIMEOUT', errorSpecs.ZP_ERR_BODY_TIMEOUT);
 export const BodyTooLargeError = defineError('ZP_ERR_BODY_TOO_LARGE', errorSpecs.ZP_ERR_BODY_TOO_LARGE);
+export const RateLimitedError = defineError('ZP_ERR_RATE_LIMITED', errorSpecs.ZP_ERR_RATE_LIMITED);
 export const HeadersTooLargeError = defineError('ZP_ERR_HEADERS_TOO_LARGE', errorSpecs.ZP_ERR_HEADERS_TOO_LARGE);
 export const HttpVersionError = defineError('ZP_ERR_HTTP_VERSION', errorSpecs.ZP_ERR_HTTP_VERSION);
 export const InternalError = defineError('ZP_ERR_INTERNAL', errorSpecs.ZP_ERR_INTERNAL);
@@ -87,6 +90,7 @@ export const NotImplementedError = defineError('ZP_ERR_NOT_IMPLEMENTED', errorSp
 export const UpstreamConnectError = defineError('ZP_ERR_UPSTREAM_CONNECT', errorSpecs.ZP_ERR_UPSTREAM_CONNECT);
 export const UpstreamResetError = defineError('ZP_ERR_UPSTREAM_RESET', errorSpecs.ZP_ERR_UPSTREAM_RESET);
 export const UpstreamBadResponseError = defineError('ZP_ERR_UPSTREAM_BAD_RESPONSE', errorSpecs.ZP_ERR_UPSTREAM_BAD_RESPONSE);
+export const RateLimitStoreError = defineError('ZP_ERR_RATE_LIMIT_STORE', errorSpecs.ZP_ERR_RATE_LIMIT_STORE);
 export const NoHealthyTargetError = defineError('ZP_ERR_NO_HEALTHY_TARGET', errorSpecs.ZP_ERR_NO_HEALTHY_TARGET);
 export const UpstreamBusyError = defineError('ZP_ERR_UPSTREAM_BUSY', errorSpecs.ZP_ERR_UPSTREAM_BUSY);
 export const UpstreamTimeoutError = defineError('ZP_ERR_UPSTREAM_TIMEOUT', errorSpecs.ZP_ERR_UPSTREAM_TIMEOUT);

@@ -182,7 +182,7 @@ describe('each invalid value has one exact message, prefixed by its JSON path', 
 
     // rate_limit
     ['rate_limit without requests_per_minute', withMiddleware('rate_limit'), 'middlewares[0].config.requests_per_minute: required'],
-    ['rate_limit requests_per_minute 0', withMiddleware('rate_limit', { requests_per_minute: 0 }), 'middlewares[0].config.requests_per_minute: expected an integer from 1 to 1000000000, got 0'],
+    ['rate_limit requests_per_minute 0', withMiddleware('rate_limit', { requests_per_minute: 0 }), 'middlewares[0].config.requests_per_minute: expected an integer from 1 to 6000000, got 0'],
     ['rate_limit misspelt key', withMiddleware('rate_limit', { request_per_minute: 10 }), 'middlewares[0].config.request_per_minute: unknown key (did you mean "requests_per_minute"?)'],
     ['rate_limit burst 0', withMiddleware('rate_limit', { requests_per_minute: 10, burst: 0 }), 'middlewares[0].config.burst: expected an integer from 1 to 1000000000, got 0'],
     ['rate_limit key unknown', withMiddleware('rate_limit', { requests_per_minute: 10, key: 'user' }), 'middlewares[0].config.key: expected "ip" or "header:NAME", got "user"'],
@@ -416,7 +416,7 @@ describe('normalisation', () => {
       ],
     });
     expect(config.middlewares.map((m) => m.config)).toEqual([
-      { requests_per_minute: 120, burst: 120, key: 'ip', store: 'memory' },
+      { requests_per_minute: 120, burst: 120, key: 'ip', store: 'memory', max_keys: 65536 },
       {
         allowed_origins: ['*'],
         allowed_methods: ['GET', 'HEAD', 'PUT', 'PATCH', 'POST', 'DELETE'],

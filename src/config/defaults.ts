@@ -108,10 +108,22 @@ export const HEALTH_CHECK_DEFAULTS: Readonly<HealthCheckConfig> = Object.freeze(
 
 /* Middleware (SPEC §8). rate_limit's `burst` defaults to its requests_per_minute. */
 
-export const RATE_LIMIT_DEFAULTS: Readonly<Pick<RateLimitMiddlewareConfig, 'key' | 'store'>> = Object.freeze({
+export const RATE_LIMIT_DEFAULTS = Object.freeze({
   key: 'ip',
   store: 'memory',
-});
+  /** 65536 buckets: 1 MiB of shared memory per memory-store entry (nginx's limit_req zone of 1m holds about 16000). */
+  max_keys: 65_536,
+  /**
+   * 10 ms: Redis on the same network answers in well under 1 ms, and a dead
+   * one fails at once (the connection is down), so this only bounds a hung
+   * Redis; short enough that requests barely notice, long enough that an
+   * event-loop pause of a busy worker does not fail decisions that were
+   * answered in time.
+   */
+  redis_timeout_ms: 10,
+  /** Redis down: allow (with a warning and a counter) rather than take the whole API down with it. */
+  store_failure: 'allow',
+} as const satisfies Partial<RateLimitMiddlewareConfig>);
 
 /** The arrays are copied when filled in, so the validated config never shares them. */
 export const CORS_DEFAULTS = Object.freeze({

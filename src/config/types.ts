@@ -136,8 +136,14 @@ export interface RateLimitMiddlewareConfig {
   /** `ip` or `header:NAME`. */
   key: string;
   store: 'memory' | 'redis';
-  /** Only with `store: "redis"` (required there). */
+  /** Memory store only: buckets kept at once (rounded up to whole sets of 8, a power of two of them). */
+  max_keys?: number;
+  /** Redis store only (required there): `redis://` or `rediss://`, with credentials and database if needed. */
   redis_url?: string;
+  /** Redis store only: a decision Redis has not answered within this long counts as a store failure. */
+  redis_timeout_ms?: number;
+  /** Redis store only: what a request gets when Redis is down or slow. */
+  store_failure?: 'allow' | 'deny';
 }
 
 export interface CorsMiddlewareConfig {

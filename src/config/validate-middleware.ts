@@ -59,20 +59,51 @@ const rateLimitKey: Check<string> = (value, path, ctx) =>
     ? value
     : ctx.add(path, `expected "ip" or "header:NAME", got ${describe(value)}`);
 
+/**
+ * `redis://` or `rediss://`, host, optional port, user and password, and
+ * database (`/0`); nothing else — a query would pass options to the client
+ * behind zproxy's back. Problems never echo the URL: it may hold a password.
+ */
+const redisUrl: Check<string> = (value, path, ctx) => {
+  const url = parseUrl(value);
+  if (url === undefined || url.hostname === '') {
+    const got = typeof value === 'string' ? 'a string that is not one (not shown: it may hold a password)' : describe(value);
+    return ctx.add(path, `expected a URL like "redis://127.0.0.1:6379" or "rediss://:PASSWORD@redis.example.com:6380/0", got ${got}`);
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') return ctx.add(path, `unsupported scheme "${url.protocol}//" (use redis:// or rediss://)`);
+  if (url.search !== '' || url.hash !== '') return ctx.add(path, 'must not have a query or fragment (the timeout and failure policy have their own keys)');
+  if (!/^\/?(?:\d{1,5})?$/.test(url.pathname)) return ctx.add(path, 'the path, if any, is the database number (e.g. "/0")');
+  return value as string;
+};
+
+const RATE_LIMIT_KEYS = ['requests_per_minute', 'burst', 'key', 'store', 'max_keys', 'redis_url', 'redis_timeout_ms', 'store_failure'] as const;
+const REDIS_ONLY = ['redis_url', 'redis_timeout_ms', 'store_failure'] as const;
+
 const rateLimit: Check<RateLimitMiddlewareConfig> = (value, path, ctx) => {
-  const f = Fields.read(value, path, ctx, ['requests_per_minute', 'burst', 'key', 'store', 'redis_url']);
+  const f = Fields.read(value, path, ctx, RATE_LIMIT_KEYS);
   if (!f) return undefined;
-  const perMinute = f.required('requests_per_minute', integer(1, 1_000_000_000));
-  const store = f.get('store', oneOf(['memory', 'redis'] as const), RATE_LIMIT_DEFAULTS.store);
-  if (store === 'redis' && !f.mentions('redis_url')) f.problem('required with store "redis"', 'redis_url');
-  if (store !== 'redis' && f.has('redis_url')) f.problem('only used with store "redis"', 'redis_url');
-  return prune({
+  const d = RATE_LIMIT_DEFAULTS;
+  // 100000 a second per key at most: faster intervals fall below the resolution of a TAT in ms since 1970 (gcra.ts).
+  const perMinute = f.required('requests_per_minute', integer(1, 6_000_000));
+  const store = f.get('store', oneOf(['memory', 'redis'] as const), d.store);
+  const common = {
     requests_per_minute: perMinute ?? 1,
     burst: f.get('burst', integer(1, 1_000_000_000), perMinute ?? 1),
-    key: f.get('key', rateLimitKey, RATE_LIMIT_DEFAULTS.key),
+    key: f.get('key', rateLimitKey, d.key),
     store,
-    redis_url: f.optional('redis_url', serviceUrl(['redis:', 'rediss:'], 'redis://127.0.0.1:6379')),
-  });
+  };
+  if (store === 'memory') {
+    for (const key of REDIS_ONLY) if (f.has(key)) f.problem('only used with store "redis"', key);
+    return { ...common, max_keys: f.get('max_keys', integer(8, 16_777_216), d.max_keys) };
+  }
+  if (f.has('max_keys')) f.problem('only used with store "memory" (Redis keeps its own keys; they expire once full)', 'max_keys');
+  if (!f.mentions('redis_url')) f.problem('required with store "redis"', 'redis_url');
+  return {
+    ...common,
+    redis_url: f.optional('redis_url', redisUrl) ?? '',
+    redis_timeout_ms: f.get('redis_timeout_ms', integer(1, 60_000), d.redis_timeout_ms),
+    store_failure: f.get('store_failure', oneOf(['allow', 'deny'] as const), d.store_failure),
+  };
 };
 
 /** `"*"` or an exact origin: scheme, host and optional port, nothing more. */

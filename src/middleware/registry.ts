@@ -11,17 +11,21 @@ import type { Logger } from '../util/log';
 import { NO_PHASES, resolvePhases, type Middleware, type RoutePhases } from '../pipeline/phases';
 import type { MiddlewareType } from './factory';
 import { createModuleMiddleware } from './module';
+import { createRateLimit, rateLimitSharedBytes } from './rate-limit/rate-limit';
 import { middlewareEntries } from './entries';
 import type { SharedMemory } from './shared-memory';
 
 
 export const MIDDLEWARE_TYPES: Readonly<Partial<Record<TypeName, MiddlewareType>>> = Object.freeze({
+  rate_limit: { create: createRateLimit, sharedBytes: rateLimitSharedBytes },
   module: { create: createModuleMiddleware },
 });
 
 /** Each route's phases, by route index. */
 export interface PhaseTable {
   of(routeIndex: number): RoutePhases;
+  /** This table was replaced (reload) or the worker exits: every middleware releases what it holds. */
+  close(): void;
 }
 
 /**
@@ -35,7 +39,18 @@ export function buildPhaseTable(config: ZproxyConfig, log: Logger, shared: Share
   const routes = config.routes.map((route, r) =>
     global.length + route.middlewares.length === 0 ? NO_PHASES : resolvePhases([...global, ...route.middlewares.map((_, i) => made.get(`routes[${r}].middlewares[${i}]`)!)]),
   );
-  return { of: (routeIndex) => routes[routeIndex] ?? NO_PHASES };
+  return {
+    of: (routeIndex) => routes[routeIndex] ?? NO_PHASES,
+    close: () => {
+      for (const [path, middleware] of made) {
+        try {
+          middleware.close?.();
+        } catch (err) {
+          log.error({ err, middleware: path }, 'middleware close failed');
+        }
+      }
+    },
+  };
 }
 
 function make(path: string, entry: MiddlewareConfig, log: Logger, shared: SharedMemory): Middleware {

@@ -44,12 +44,12 @@ export function routeResponse(respond: DirectResponse): OwnResponse {
 
 /** A phase's answer; fields the proxy owns (framing, connection) are left out. */
 export function phaseResponse(answer: Answer): OwnResponse {
-  return ownResponse(answer.status, answer.headers ?? {}, answer.body ?? '');
+  return ownResponse(answer.status, answer.headers ?? {}, answer.body ?? '', answer.error ?? null);
 }
 
-function ownResponse(status: number, headers: Readonly<Record<string, string>>, body: string | Buffer): OwnResponse {
+function ownResponse(status: number, headers: Readonly<Record<string, string>>, body: string | Buffer, error: ZproxyError | null = null): OwnResponse {
   const fields = Object.entries(headers).filter(([name]) => mayEditField(name.toLowerCase()) || name.toLowerCase() === 'x-request-id');
-  return Object.freeze({ status, fields: Object.freeze(fields), body: typeof body === 'string' ? Buffer.from(body, 'utf8') : body, error: null });
+  return Object.freeze({ status, fields: Object.freeze(fields), body: typeof body === 'string' ? Buffer.from(body, 'utf8') : body, error });
 }
 
 /** `response` with a response phase's edits applied (its status, and fields removed or added). */

@@ -16,6 +16,7 @@
  * merges lists; a route with no response phases keeps the in-place
  * response path and its speed.
  */
+import type { ZproxyError } from '../errors';
 import type { RequestContext } from './request-context';
 import { mayEditField } from '../http/forwarding-rules';
 
@@ -24,6 +25,8 @@ export interface Answer {
   status: number;
   headers?: Readonly<Record<string, string>>;
   body?: string | Buffer;
+  /** The error this answer reports (a 429's `ZP_ERR_RATE_LIMITED`), for the access log and the metrics. */
+  error?: ZproxyError;
 }
 
 export type RequestVerdict = Answer | void | undefined;
@@ -35,6 +38,12 @@ export interface Middleware {
   onUpstreamRequest?(ctx: RequestContext, fields: FieldEdits): void;
   onResponse?(ctx: RequestContext, response: ResponseEdits): void;
   onLog?(ctx: RequestContext): void;
+  /**
+   * Releases what the middleware holds (a connection, a timer) once no new
+   * request can reach it: its config was replaced, or the worker exits.
+   * Requests already on their way may still run its other phases.
+   */
+  close?(): void;
 }
 
 /** A field value a middleware may write: no CR, LF or NUL (a header injection otherwise). */

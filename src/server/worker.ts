@@ -110,7 +110,9 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
       const config = message.config as ZproxyConfig;
       ctx.upstreams.load(config, message.generation as number);
       ctx.router = compileRoutes(config.routes);
+      const replaced = ctx.phases;
       ctx.phases = buildPhaseTable(config, log, message.shared as SharedMemory);
+      replaced.close();
       ctx.trustedProxies = new TrustedProxies(config.trusted_proxies);
       ctx.h2Sessions.setConnectTimeout(config.upstream_connect_timeout_ms);
       // Absent: the main thread could not read the certificates; the running ones stay.
@@ -131,6 +133,7 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
       connections.stop();
       ctx.upstreams.close();
       ctx.h2Sessions.closeAll();
+      ctx.phases.close();
       clearInterval(clock);
       port.close();
     },
